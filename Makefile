@@ -1,0 +1,45 @@
+# recbench — `make install`, `make test`, `make lint`, `make repro`, `make leaderboard`, `make bench`
+SHELL := /bin/bash
+PY ?= python3
+VENV ?= .venv
+PYTHON := $(VENV)/bin/python
+# torch is pinned in the same pip call as everything else so no other package can pull a different
+# (multi-GB CUDA) build; override for your machine, e.g. `make install TORCH=torch==2.5.1`.
+TORCH ?= torch==2.13.0
+# The benchmark files: ../shared/data beside the checkout when present, else your RECBENCH_DATA_DIR.
+RECBENCH_DATA_DIR ?= $(if $(wildcard ../shared/data),$(abspath ../shared/data),)
+export RECBENCH_DATA_DIR
+SEEDS ?= 0,1,2
+STAMP := $(shell date +%Y%m%d-%H%M%S)
+
+.PHONY: install test test-all lint repro leaderboard bench clean
+
+install:
+	test -x $(PYTHON) || $(PY) -m venv $(VENV)
+	$(PYTHON) -m pip install -q --upgrade pip
+	$(PYTHON) -m pip install -q "$(TORCH)" -e ".[dev]"
+
+test:  ## fast tier + data tier (data tests skip with a reason when the files are absent)
+	$(PYTHON) -m pytest -m "not slow and not gpu" -q
+
+test-all:
+	$(PYTHON) -m pytest -q
+
+lint:
+	$(VENV)/bin/ruff check recbench tests scripts
+	$(VENV)/bin/ruff format --check recbench tests scripts
+	$(VENV)/bin/mypy
+
+repro:  ## SASRec on Amazon Beauty, 3 seeds, rows added to the leaderboard (about 15 min a seed on 2 CPU cores)
+	$(PYTHON) -m recbench.run -m experiment=sasrec_beauty seed=$(SEEDS) hydra.sweep.dir=outputs/repro/$(STAMP)
+	$(PYTHON) -m recbench.leaderboard add outputs/repro/$(STAMP)
+	$(PYTHON) -m recbench.leaderboard build
+
+leaderboard:
+	$(PYTHON) -m recbench.leaderboard build
+
+bench:  ## training and evaluation speed of SASRec on Beauty (seconds per epoch, eval seconds, peak memory)
+	$(PYTHON) scripts/bench_sasrec.py
+
+clean:
+	rm -rf outputs multirun .pytest_cache .mypy_cache .ruff_cache

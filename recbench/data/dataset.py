@@ -1,0 +1,289 @@
+"""The canonical dataset form every source is converted to, and its on-disk cache.
+
+A dataset is a set of users, each with a chronologically ordered sequence of item indices, plus an item
+table (raw id and text fields). Sequences are stored CSR-style (``offsets`` + one flat ``items`` array) so
+that a 20M-interaction dataset is two numpy arrays, not 20M Python objects.
+
+On disk (one folder per cache key, see :func:`load_dataset`)::
+
+    interactions.parquet  user:int32  item:int32  position:int32  [timestamp:int64]
+    items.parquet         item:int32  item_id:str  <text fields>
+    users.parquet         user:int32  user_id:str
+    meta.json             name, source description + sha256 of every source file, preprocessing
+                          version, statistics, fingerprint
+
+The *fingerprint* is the sha256 of the canonical content (ids, sequences, item ids), so two routes to the
+same data (official raw files vs. a preprocessed copy) can be proven identical, and every result row says
+exactly which data it was computed on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+log = logging.getLogger(__name__)
+
+# Bump on any change to how sources become canonical data (parsing, ordering, id assignment). The version
+# is part of the cache key and of every result row.
+PREPROCESSING_VERSION = "1"
+
+
+@dataclass
+class SequenceDataset:
+    """Users' chronological item sequences (CSR) and the item table.
+
+    Item indices are 0-based and dense (``0 .. num_items - 1``); models that need a padding id shift them.
+    """
+
+    name: str
+    user_ids: np.ndarray  # (U,) raw user ids (str)
+    item_ids: np.ndarray  # (I,) raw item ids (str)
+    offsets: np.ndarray  # (U + 1,) int64, sequence of user u is items[offsets[u]:offsets[u + 1]]
+    items: np.ndarray  # (N,) int32 item indices, chronological within each user
+    item_text: pd.DataFrame = field(default_factory=pd.DataFrame)  # index = item index, str columns
+    timestamps: np.ndarray | None = None  # (N,) int64 unix seconds, when the source has them
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.offsets = np.asarray(self.offsets, dtype=np.int64)
+        self.items = np.asarray(self.items, dtype=np.int32)
+        if self.offsets[0] != 0 or self.offsets[-1] != len(self.items) or np.any(np.diff(self.offsets) < 0):
+            raise ValueError(f"{self.name}: offsets must start at 0, end at len(items) and never decrease")
+        if len(self.offsets) != len(self.user_ids) + 1:
+            raise ValueError(f"{self.name}: {len(self.user_ids)} users but {len(self.offsets) - 1} sequences")
+        if len(self.items) and (self.items.min() < 0 or self.items.max() >= len(self.item_ids)):
+            raise ValueError(f"{self.name}: item index outside 0..{len(self.item_ids) - 1}")
+
+    @property
+    def num_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def num_items(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def num_interactions(self) -> int:
+        return len(self.items)
+
+    def sequence(self, user: int) -> np.ndarray:
+        return self.items[self.offsets[user] : self.offsets[user + 1]]
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def stats(self) -> dict[str, Any]:
+        lengths = self.lengths()
+        n_u, n_i, n = self.num_users, self.num_items, self.num_interactions
+        text_cols = [c for c in self.item_text.columns]
+        has_text = (
+            self.item_text[text_cols].astype(str).apply(lambda c: c.str.len() > 0).any(axis=1).sum()
+            if text_cols
+            else 0
+        )
+        return {
+            "users": n_u,
+            "items": n_i,
+            "interactions": n,
+            "sparsity": 1.0 - n / (n_u * n_i) if n_u and n_i else 1.0,
+            "mean_seq_len": float(lengths.mean()) if n_u else 0.0,
+            "median_seq_len": float(np.median(lengths)) if n_u else 0.0,
+            "min_seq_len": int(lengths.min()) if n_u else 0,
+            "max_seq_len": int(lengths.max()) if n_u else 0,
+            "item_text_fields": text_cols,
+            "item_text_coverage": float(has_text) / n_i if n_i else 0.0,
+            "has_timestamps": self.timestamps is not None,
+        }
+
+    def fingerprint(self) -> str:
+        """sha256 of the canonical content: what a model sees, independent of how it was read."""
+        h = hashlib.sha256()
+        h.update(b"recbench-sequences-v1\0")
+        for arr in (self.offsets, self.items):
+            h.update(np.ascontiguousarray(arr).tobytes())
+        for ids in (self.user_ids, self.item_ids):
+            h.update("\n".join(map(str, ids)).encode())
+            h.update(b"\0")
+        if self.timestamps is not None:
+            h.update(np.ascontiguousarray(self.timestamps, dtype=np.int64).tobytes())
+        return h.hexdigest()
+
+    @classmethod
+    def from_sequences(
+        cls,
+        name: str,
+        sequences: list[tuple[str, list[str]]],
+        item_text: pd.DataFrame | None = None,
+        meta: dict[str, Any] | None = None,
+    ) -> SequenceDataset:
+        """Build from ``(user_id, [item_id, ...])`` in chronological order.
+
+        Item indices are assigned in order of first appearance (users in the given order), the rule S3-Rec
+        and P5 use, so the same file always gives the same ids. ``item_text`` is indexed by raw item id;
+        items without text get empty strings.
+        """
+        index: dict[str, int] = {}
+        flat: list[int] = []
+        offsets = [0]
+        for _, seq in sequences:
+            for it in seq:
+                flat.append(index.setdefault(it, len(index)))
+            offsets.append(len(flat))
+        item_ids = np.array(list(index), dtype=object)
+        text = pd.DataFrame(index=pd.RangeIndex(len(item_ids)))
+        if item_text is not None and len(item_text.columns):
+            text = item_text.reindex(item_ids).fillna("").reset_index(drop=True)
+        return cls(
+            name=name,
+            user_ids=np.array([u for u, _ in sequences], dtype=object),
+            item_ids=item_ids,
+            offsets=np.array(offsets, dtype=np.int64),
+            items=np.array(flat, dtype=np.int32),
+            item_text=text,
+            meta=dict(meta or {}),
+        )
+
+
+class Source(Protocol):
+    """Where a dataset comes from. One small class per format; configs pick one with ``_target_``."""
+
+    def files(self) -> dict[str, Path]:
+        """The source files this dataset is read from (checked to exist, then hashed for the cache key)."""
+        ...
+
+    def read(self, name: str) -> SequenceDataset:
+        """Parse the source files into the canonical form."""
+        ...
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_dataset(ds: SequenceDataset, folder: Path) -> None:
+    """Write the canonical form to ``folder`` atomically (temp folder, then rename)."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        lengths = ds.lengths()
+        users = np.repeat(np.arange(ds.num_users, dtype=np.int32), lengths)
+        position = (np.arange(ds.num_interactions) - np.repeat(ds.offsets[:-1], lengths)).astype(np.int32)
+        cols = {"user": users, "item": ds.items, "position": position}
+        if ds.timestamps is not None:
+            cols["timestamp"] = np.asarray(ds.timestamps, dtype=np.int64)
+        pq.write_table(pa.table(cols), tmp / "interactions.parquet")
+        items = ds.item_text.copy()
+        items.insert(0, "item_id", ds.item_ids.astype(str))
+        items.insert(0, "item", np.arange(ds.num_items, dtype=np.int32))
+        pq.write_table(pa.Table.from_pandas(items, preserve_index=False), tmp / "items.parquet")
+        users_t = pa.table(
+            {"user": np.arange(ds.num_users, dtype=np.int32), "user_id": ds.user_ids.astype(str)}
+        )
+        pq.write_table(users_t, tmp / "users.parquet")
+        meta = {**ds.meta, "name": ds.name, "stats": ds.stats(), "fingerprint": ds.fingerprint()}
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2, default=str))
+        if folder.exists():
+            shutil.rmtree(folder)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def read_saved_dataset(folder: Path) -> SequenceDataset:
+    meta = json.loads((folder / "meta.json").read_text())
+    inter = pq.read_table(folder / "interactions.parquet")
+    users = inter.column("user").to_numpy()
+    items_t = pq.read_table(folder / "items.parquet").to_pandas()
+    users_t = pq.read_table(folder / "users.parquet").to_pandas()
+    counts = np.bincount(users, minlength=len(users_t))
+    offsets = np.concatenate([[0], np.cumsum(counts)])
+    ts = inter.column("timestamp").to_numpy() if "timestamp" in inter.column_names else None
+    text = items_t.drop(columns=["item", "item_id"]).reset_index(drop=True)
+    return SequenceDataset(
+        name=meta["name"],
+        user_ids=users_t["user_id"].to_numpy(dtype=object),
+        item_ids=items_t["item_id"].to_numpy(dtype=object),
+        offsets=offsets,
+        items=inter.column("item").to_numpy(),
+        item_text=text,
+        timestamps=ts,
+        meta={k: v for k, v in meta.items() if k not in ("name", "stats", "fingerprint")},
+    )
+
+
+def load_dataset(
+    name: str,
+    source: Source,
+    cache_dir: str | os.PathLike[str] | None = None,
+    expected_stats: dict[str, int] | None = None,
+    sha256: dict[str, str] | None = None,
+) -> SequenceDataset:
+    """Read a dataset through its cache, then check it against its published statistics.
+
+    The cache key is the sha256 of every source file plus :data:`PREPROCESSING_VERSION`: editing a
+    source file or the preprocessing code can never serve a stale copy. ``sha256`` pins source files
+    (keyed like ``source.files()``); a mismatch is an error naming the file.
+    """
+    files = source.files()
+    digests = {key: sha256_file(path) for key, path in sorted(files.items())}
+    for key, expected in (sha256 or {}).items():
+        if key not in digests:
+            raise KeyError(f"data.sha256 names {key!r}, but the source's files are {sorted(digests)}")
+        if digests[key] != expected:
+            raise ValueError(
+                f"{files[key]}: sha256 is {digests[key]}, the dataset config pins {expected}: "
+                "a different or corrupted copy (override data.sha256 if you mean to use it)"
+            )
+    key = hashlib.sha256(json.dumps([PREPROCESSING_VERSION, digests], sort_keys=True).encode()).hexdigest()[
+        :16
+    ]
+    folder = Path(cache_dir).expanduser() / name / key if cache_dir else None
+    if folder is not None and (folder / "meta.json").exists():
+        log.info("Loading %s from cache %s", name, folder)
+        ds = read_saved_dataset(folder)
+    else:
+        log.info("Preprocessing %s from %s", name, ", ".join(str(p) for p in files.values()))
+        ds = source.read(name)
+        ds.meta.update(
+            source=type(source).__name__,
+            source_sha256={k: d for k, d in digests.items()},
+            preprocessing_version=PREPROCESSING_VERSION,
+        )
+        if folder is not None:
+            save_dataset(ds, folder)
+    ds.meta["cache_key"] = key
+    if expected_stats:
+        check_stats(ds, expected_stats)
+    return ds
+
+
+def check_stats(ds: SequenceDataset, expected: dict[str, int]) -> None:
+    """Fail loudly when a dataset does not match its published statistics: its numbers would not be
+    comparable with anyone else's."""
+    actual = {"users": ds.num_users, "items": ds.num_items, "interactions": ds.num_interactions}
+    wrong = {k: (v, actual[k]) for k, v in expected.items() if actual.get(k) != v}
+    if wrong:
+        detail = ", ".join(f"{k}: expected {e:,}, got {a:,}" for k, (e, a) in wrong.items())
+        raise ValueError(
+            f"dataset {ds.name!r} does not match its published statistics ({detail}); "
+            f"source files: {ds.meta.get('source_sha256', '?')}. Check the files against the sha256 "
+            "in the dataset config, or override data.expected_stats if you mean to use other data."
+        )

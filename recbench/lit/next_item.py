@@ -1,0 +1,131 @@
+"""Next-item recommendation recipe: train a sequence encoder to score the next item, evaluate by full
+ranking over every item.
+
+The network (any ``nn.Module`` mapping item tokens (B, L) to hidden states (B, L, D) and exposing
+``item_embeddings()``), the loss, the metrics and the optimizer are all injected; this module only says
+how they fit together.
+
+Evaluation ranks the target among *all* items (no sampled negatives). Both the unmasked rank and the rank
+with the user's past items removed are computed in the same pass; ``mask_history`` picks the headline one
+and the other is kept as a diagnostic, so every row can show both numbers.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, cast
+
+import lightning as L
+import numpy as np
+import torch
+from torch import nn
+
+from recbench.data.datamodule import EvalBatch, TrainBatch
+from recbench.metrics.ranking import RankMetric, compute, target_ranks
+
+
+class SequenceEncoder(Protocol):
+    """What the recipe needs from a network (an ``nn.Module``): hidden states and output embeddings."""
+
+    def __call__(self, tokens: torch.Tensor) -> torch.Tensor: ...  # (B, L) -> (B, L, D)
+
+    def item_embeddings(self) -> torch.Tensor: ...  # (I, D)
+
+    def parameters(self) -> Any: ...
+
+
+class NextItemModule(L.LightningModule):
+    def __init__(
+        self,
+        net: SequenceEncoder,
+        loss: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        metrics: Sequence[RankMetric],
+        mask_history: bool = False,
+        predictions_k: int = 100,
+    ) -> None:
+        super().__init__()
+        self.net, self.loss, self.optimizer_factory = net, loss, optimizer
+        self.metrics, self.mask_history, self.predictions_k = list(metrics), mask_history, predictions_k
+        self._outputs: dict[str, list[torch.Tensor]] = {}
+        self.results: dict[str, dict[str, float]] = {}  # "val", "test", "test_history_masked", ...
+        self.predictions: dict[str, np.ndarray] = {}
+        self.eval_seconds: dict[str, float] = {}
+
+    # ---- training -------------------------------------------------------------------------------
+    def training_step(self, batch: TrainBatch, batch_idx: int) -> torch.Tensor:
+        hidden = self.net(batch.inputs)  # (B, L, D)
+        valid = batch.targets != 0
+        loss = self.loss(hidden[valid], batch.targets[valid] - 1, self.net.item_embeddings())
+        self.log("train/loss", loss, prog_bar=True, batch_size=int(valid.sum()))
+        return loss
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return self.optimizer_factory(params=self.parameters())
+
+    # ---- evaluation -----------------------------------------------------------------------------
+    def score(self, batch: EvalBatch) -> torch.Tensor:
+        """(B, I) score of every item for each case, from the hidden state at the latest position."""
+        last = self.net(batch.inputs)[:, -1]  # (B, D)
+        return (last @ self.net.item_embeddings().T).float()
+
+    def _eval_step(self, batch: EvalBatch, stage: str) -> None:
+        scores = self.score(batch)  # (B, I)
+        masked_scores = scores.clone()
+        masked_scores[batch.history_rows, batch.history_items] = float("-inf")
+        out = {
+            "users": batch.users,
+            "plain": target_ranks(scores, batch.targets),
+            "masked": target_ranks(masked_scores, batch.targets),
+        }
+        if stage == "test":
+            head = masked_scores if self.mask_history else scores
+            top_scores, top_items = head.topk(min(self.predictions_k, head.shape[1]), dim=1)
+            out |= {"targets": batch.targets, "top_items": top_items, "top_scores": top_scores}
+        for key, value in out.items():
+            self._outputs.setdefault(key, []).append(value)
+
+    def _start(self, stage: str) -> None:
+        self._outputs = {}
+        self.eval_seconds[stage] = time.perf_counter()
+
+    def _finish(self, stage: str) -> None:
+        gathered = {k: torch.cat(v) for k, v in self._outputs.items()}
+        self._outputs = {}
+        if self.trainer.world_size > 1:
+            gathered = {k: cast(torch.Tensor, self.all_gather(v)).flatten(0, 1) for k, v in gathered.items()}
+        # Distributed samplers pad with repeated cases: keep each user exactly once.
+        users = gathered["users"].cpu().numpy()
+        _, first = np.unique(users, return_index=True)
+        arrays = {k: v.cpu().numpy()[first] for k, v in gathered.items()}
+        head, alt = ("masked", "plain") if self.mask_history else ("plain", "masked")
+        self.results[stage] = compute(self.metrics, arrays[head])
+        self.results[f"{stage}_history_{'unmasked' if self.mask_history else 'masked'}"] = compute(
+            self.metrics, arrays[alt]
+        )
+        self.log_dict({f"{stage}/{k}": v for k, v in self.results[stage].items()}, sync_dist=False)
+        if stage == "test":
+            self.predictions = arrays
+        self.eval_seconds[stage] = time.perf_counter() - self.eval_seconds[stage]
+
+    def on_validation_epoch_start(self) -> None:
+        self._start("val")
+
+    def validation_step(self, batch: EvalBatch, batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def on_validation_epoch_end(self) -> None:
+        self._finish("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._start("test")
+
+    def test_step(self, batch: EvalBatch, batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def on_test_epoch_end(self) -> None:
+        self._finish("test")
+
+    def describe(self) -> dict[str, Any]:
+        return {"n_params": sum(p.numel() for p in self.net.parameters())}

@@ -1,0 +1,81 @@
+"""Top-K ranking metrics for one relevant item per case (next-item recommendation).
+
+Everything is computed from the *rank* of the target among all candidates, 1 = best, so the metrics are
+exact (no top-K truncation artefacts) and cheap to recompute from a predictions file.
+
+Ties: :func:`target_ranks` counts every candidate that scores *at least* as high as the target, i.e. the
+target is placed after all items it ties with (pessimistic). A model that gives every item the same score
+therefore ranks the target last and scores 0, instead of being credited by an arbitrary tie-break order.
+
+Definitions (per case, rank r; the reported value is the mean over cases):
+
+* ``recall@K`` = 1 if r <= K (with one relevant item this equals HR@K, the "hit ratio")
+* ``ndcg@K``   = 1 / log2(r + 1) if r <= K (ideal DCG is 1) — Järvelin & Kekäläinen, TOIS 2002
+* ``mrr@K``    = 1 / r if r <= K — Voorhees, TREC-8 QA 1999
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """1-based rank of ``targets`` (B,) in ``scores`` (B, N); ties count against the target."""
+    if torch.isnan(scores).any():
+        raise ValueError("scores contain NaN: ranks would be meaningless")
+    target_scores = scores.gather(1, targets.view(-1, 1))  # (B, 1)
+    return (scores >= target_scores).sum(dim=1)
+
+
+def _recall(ranks: np.ndarray, k: int) -> np.ndarray:
+    return (ranks <= k).astype(np.float64)
+
+
+def _ndcg(ranks: np.ndarray, k: int) -> np.ndarray:
+    return np.where(ranks <= k, 1.0 / np.log2(ranks.astype(np.float64) + 1.0), 0.0)
+
+
+def _mrr(ranks: np.ndarray, k: int) -> np.ndarray:
+    return np.where(ranks <= k, 1.0 / ranks.astype(np.float64), 0.0)
+
+
+FUNCTIONS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
+    "recall": _recall,
+    "ndcg": _ndcg,
+    "mrr": _mrr,
+}
+
+
+@dataclass(frozen=True)
+class RankMetric:
+    name: str  # "recall", "ndcg", "mrr"
+    k: int
+    higher_is_better: bool = True
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}@{self.k}"
+
+    def per_case(self, ranks: np.ndarray) -> np.ndarray:
+        return FUNCTIONS[self.name](np.asarray(ranks), self.k)
+
+
+def build_metrics(names: Sequence[str], ks: Sequence[int]) -> list[RankMetric]:
+    """Every ``name@k`` for the given names and cut-offs, e.g. recall@5 … mrr@20."""
+    unknown = sorted(set(names) - set(FUNCTIONS))
+    if unknown:
+        raise ValueError(f"metrics.names: unknown metric(s) {unknown}; known: {sorted(FUNCTIONS)}")
+    if any(int(k) < 1 for k in ks):
+        raise ValueError(f"metrics.ks: cut-offs must be >= 1, got {list(ks)}")
+    return [RankMetric(n, int(k)) for n in names for k in sorted(set(ks))]
+
+
+def compute(metrics: Sequence[RankMetric], ranks: np.ndarray) -> dict[str, float]:
+    """Mean of each metric over cases, in float64; never rounded here (rounding happens on write)."""
+    if len(ranks) == 0:
+        raise ValueError("no evaluation cases: cannot compute metrics")
+    return {m.key: float(m.per_case(ranks).mean(dtype=np.float64)) for m in metrics}

@@ -1,0 +1,122 @@
+"""SASRec: Self-Attentive Sequential Recommendation (Kang & McAuley, ICDM 2018, arXiv:1808.09781).
+
+A causal Transformer over the user's item sequence; the hidden state at position t scores every item as
+the next one by a dot product with the (tied) item embedding table.
+
+Differences from the paper, each a choice of later reimplementations that is known to help:
+* pre-LayerNorm blocks with a final LayerNorm (GPT-2 style) and GELU, for stable training;
+* positions are counted back from the most recent item, so the latest interaction always has the same
+  position embedding whatever the sequence length (the paper left-pads to a fixed length, which is
+  equivalent; we pad each batch only to its own longest sequence).
+The loss is not part of the network: it is chosen in the config (full-softmax CE by default).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, hidden_size: int, num_heads: int, dropout: float) -> None:
+        super().__init__()
+        if hidden_size % num_heads:
+            raise ValueError(f"hidden_size {hidden_size} is not divisible by num_heads {num_heads}")
+        self.num_heads, self.dropout = num_heads, dropout
+        self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
+        self.proj = nn.Linear(hidden_size, hidden_size)
+
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        b, length, d = x.shape  # (B, L, D)
+        q, k, v = self.qkv(x).split(d, dim=2)
+        q, k, v = (t.view(b, length, self.num_heads, d // self.num_heads).transpose(1, 2) for t in (q, k, v))
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=allowed, dropout_p=self.dropout if self.training else 0.0
+        )  # (B, H, L, D/H)
+        return self.proj(y.transpose(1, 2).reshape(b, length, d))
+
+
+class Block(nn.Module):
+    def __init__(self, hidden_size: int, num_heads: int, ffn_size: int, dropout: float, attn_dropout: float):
+        super().__init__()
+        self.ln1 = nn.LayerNorm(hidden_size)
+        self.attn = CausalSelfAttention(hidden_size, num_heads, attn_dropout)
+        self.ln2 = nn.LayerNorm(hidden_size)
+        self.ffn = nn.Sequential(
+            nn.Linear(hidden_size, ffn_size), nn.GELU(), nn.Linear(ffn_size, hidden_size), nn.Dropout(dropout)
+        )
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        x = x + self.drop(self.attn(self.ln1(x), allowed))
+        return x + self.ffn(self.ln2(x))
+
+
+class SASRec(nn.Module):
+    """Args:
+    num_items: number of real items (token 0 is padding, item i is token i + 1).
+    max_len: longest history the model reads (paper: 50 for Amazon, 200 for ML-1M).
+    hidden_size: embedding and model width (paper: 50; common: 64).
+    num_layers: Transformer blocks (paper: 2).
+    num_heads: attention heads (paper: 1; common: 2).
+    ffn_size: feed-forward width (common: 4 x hidden_size).
+    dropout: dropout on embeddings, residual branches and the FFN (paper: 0.5 on Amazon).
+    attn_dropout: dropout on attention probabilities.
+    init_std: std of the normal initialisation of weights and embeddings.
+    """
+
+    def __init__(
+        self,
+        num_items: int,
+        max_len: int = 50,
+        hidden_size: int = 64,
+        num_layers: int = 2,
+        num_heads: int = 2,
+        ffn_size: int = 256,
+        dropout: float = 0.2,
+        attn_dropout: float = 0.2,
+        init_std: float = 0.02,
+    ) -> None:
+        super().__init__()
+        self.num_items, self.max_len = num_items, max_len
+        self.item_emb = nn.Embedding(num_items + 1, hidden_size, padding_idx=0)
+        self.pos_emb = nn.Embedding(max_len, hidden_size)
+        self.emb_drop = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(
+            Block(hidden_size, num_heads, ffn_size, dropout, attn_dropout) for _ in range(num_layers)
+        )
+        self.ln_f = nn.LayerNorm(hidden_size)
+        self.apply(lambda m: self._init(m, init_std))
+
+    @staticmethod
+    def _init(module: nn.Module, std: float) -> None:
+        if isinstance(module, nn.Linear | nn.Embedding):
+            nn.init.normal_(module.weight, std=std)
+        if isinstance(module, nn.Linear) and module.bias is not None:
+            nn.init.zeros_(module.bias)
+        if isinstance(module, nn.Embedding) and module.padding_idx is not None:
+            with torch.no_grad():
+                module.weight[module.padding_idx].zero_()
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """tokens (B, L) left-padded item tokens -> hidden states (B, L, D)."""
+        length = tokens.shape[1]
+        if length > self.max_len:
+            raise ValueError(f"sequence length {length} exceeds max_len {self.max_len}")
+        # the latest item always gets position max_len - 1
+        positions = torch.arange(self.max_len - length, self.max_len, device=tokens.device)
+        x = self.emb_drop(self.item_emb(tokens) + self.pos_emb(positions))  # (B, L, D)
+        valid = tokens != 0  # (B, L)
+        causal = torch.ones(length, length, dtype=torch.bool, device=tokens.device).tril()
+        # A real position may attend to earlier real positions; a padding position attends only to itself
+        # so that no softmax row is empty (those rows are never read).
+        eye = torch.eye(length, dtype=torch.bool, device=tokens.device)
+        allowed = ((causal & valid[:, None, :]) | eye)[:, None]  # (B, 1, L, L)
+        for block in self.blocks:
+            x = block(x, allowed)
+        return self.ln_f(x)
+
+    def item_embeddings(self) -> torch.Tensor:
+        """(num_items, D) output embeddings, tied to the input ones (padding row excluded)."""
+        return self.item_emb.weight[1:]

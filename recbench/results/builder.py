@@ -1,0 +1,207 @@
+"""Assemble a :class:`ResultRow` from a finished run, and write its per-user predictions."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import sys
+import tempfile
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from recbench.data.dataset import SequenceDataset, sha256_file
+from recbench.data.protocol import Split
+from recbench.lit.next_item import NextItemModule
+from recbench.results.schema import ResultRow
+from recbench.utils.callbacks import EpochTimer
+from recbench.utils.environment import git_state, hardware, package_versions, peak_memory_mb
+
+# Config keys that say where things are or how they are logged, not what is computed.
+NOT_HASHED = ("paths", "logger", "save_predictions", "resume_from")
+
+
+def config_hashes(cfg: DictConfig) -> tuple[str, str]:
+    """(config hash, setting hash): sha256 of the resolved config with every ``paths.*`` value replaced
+    by a placeholder (so the hash does not depend on the machine or the run folder) and the keys in
+    :data:`NOT_HASHED` left out. The setting hash also leaves out the seed: rows sharing it are repeats
+    of one configuration."""
+    c = copy.deepcopy(cfg)
+    with open_dict(c):
+        for key in c.paths:
+            c.paths[key] = f"<{key}>"
+    resolved = OmegaConf.to_container(c, resolve=True)
+    assert isinstance(resolved, dict)
+    kept = {str(k): v for k, v in resolved.items() if k not in NOT_HASHED}
+
+    def digest(d: dict[str, Any]) -> str:
+        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
+
+    return digest(kept), digest({k: v for k, v in kept.items() if k != "seed"})
+
+
+def reproduce_command(cfg: DictConfig) -> str:
+    """The command line that reproduces this run: the Hydra overrides it was given, seed included."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        overrides = list(HydraConfig.get().overrides.task)
+    except ValueError:  # composed without @hydra.main (tests, notebooks)
+        overrides = list(cfg.get("overrides_for_row", []) or [])
+    if not any(o.startswith("seed=") for o in overrides):
+        overrides.append(f"seed={cfg.seed}")
+    return " ".join(["python -m recbench.run", *overrides])
+
+
+def write_predictions(module: NextItemModule, dataset: SequenceDataset, path: Path) -> dict[str, Any]:
+    """Top-K items and scores per test user, the target and its rank both ways, as parquet."""
+    p = module.predictions
+    users = p["users"]
+    table = pa.table(
+        {
+            "user": users.astype(np.int32),
+            "user_id": dataset.user_ids[users].astype(str),
+            "target": p["targets"].astype(np.int32),
+            "target_item_id": dataset.item_ids[p["targets"]].astype(str),
+            "rank": p["plain"].astype(np.int64),
+            "rank_history_masked": p["masked"].astype(np.int64),
+            "top_items": list(p["top_items"].astype(np.int32)),
+            "top_scores": list(p["top_scores"].astype(np.float32)),
+        }
+    )
+    table = table.replace_schema_metadata({"ranks": "1-based, ties counted against the target"})
+    fd, tmp = tempfile.mkstemp(prefix=".predictions.", suffix=".parquet", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return {
+        "file": path.name,
+        "sha256": sha256_file(path),
+        "k": int(p["top_items"].shape[1]),
+        "cases": len(users),
+    }
+
+
+def wandb_info(trainer: L.Trainer) -> dict[str, Any] | None:
+    for logger in trainer.loggers:
+        if type(logger).__name__ == "WandbLogger":
+            run = getattr(logger, "experiment")  # noqa: B009  (typed Logger has no .experiment)
+            offline = bool(getattr(run.settings, "_offline", False)) or run.settings.mode == "offline"
+            return {
+                "mode": "offline" if offline else "online",
+                "run_path": None if offline else run.path,
+                "dir": str(Path(run.dir).parent),
+            }
+    return None
+
+
+def build_row(
+    *,
+    cfg: DictConfig,
+    dataset: SequenceDataset,
+    split: Split,
+    protocol: Any,
+    tokenizer: Any,
+    module: NextItemModule,
+    trainer: L.Trainer,
+    timer: EpochTimer,
+    predictions: dict[str, Any] | None,
+) -> ResultRow:
+    resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
+    assert isinstance(resolved, dict)
+    chash, shash = config_hashes(cfg)
+    best = timer.best_epoch()
+    train_passes = timer.train_seconds or [0.0]
+    gpu_peak = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
+    metric_keys = [m.key for m in module.metrics]
+    return ResultRow.model_validate(
+        dict(
+            run_id=uuid.uuid4().hex[:12],
+            created_at=datetime.now(UTC),
+            benchmark=dict(cfg.benchmark),
+            protocol={
+                **protocol.describe(),
+                "max_history": int(cfg.datamodule.max_len),
+                "dropped_users": split.dropped_users,
+            },
+            dataset={
+                "name": dataset.name,
+                "fingerprint": dataset.fingerprint(),
+                "preprocessing_version": str(dataset.meta.get("preprocessing_version", "?")),
+                "cache_key": dataset.meta.get("cache_key"),
+                "source_sha256": dataset.meta.get("source_sha256", {}),
+                "users": dataset.num_users,
+                "items": dataset.num_items,
+                "interactions": dataset.num_interactions,
+                "eval_users": len(split.test),
+            },
+            model={
+                "name": cfg.model.name,
+                "label": cfg.label,
+                "n_params": sum(p.numel() for p in module.parameters()),
+                "loss": type(module.loss).__name__,
+                "tokenizer": tokenizer.name,
+            },
+            seed=cfg.seed,
+            experiment=cfg.get("experiment_name"),
+            metrics=module.results,
+            higher_is_better={k: True for k in metric_keys},
+            cost={
+                "epochs_trained": len(timer.elapsed_at_epoch_end),
+                "best_epoch": best,
+                "train_seconds": timer.elapsed_at_epoch_end[-1] if timer.elapsed_at_epoch_end else 0.0,
+                "train_seconds_to_best": timer.elapsed_at_epoch_end[best - 1] if best else 0.0,
+                "seconds_per_epoch": float(np.mean(train_passes)),
+                "val_seconds_per_epoch": float(np.mean(timer.val_seconds)) if timer.val_seconds else 0.0,
+                "test_seconds": module.eval_seconds.get("test", 0.0),
+                "peak_memory_mb": peak_memory_mb(),
+                "peak_gpu_memory_mb": gpu_peak,
+            },
+            hardware={
+                **hardware(),
+                "accelerator": type(trainer.accelerator).__name__.replace("Accelerator", "").lower(),
+                "devices": trainer.world_size,
+                "precision": str(trainer.precision),
+            },
+            packages=package_versions(),
+            git=git_state(),
+            config_hash=chash,
+            setting_hash=shash,
+            config=resolved,
+            command=reproduce_command(cfg),
+            wandb=wandb_info(trainer),
+            predictions=predictions,
+        )
+    )
+
+
+def print_summary(row: ResultRow, path: Path) -> None:
+    splits = [s for s in ("val", "test", "test_history_masked", "test_history_unmasked") if s in row.metrics]
+    keys = list(row.metrics["test"])
+    width = max(len(s) for s in splits)
+    lines = [f"\n{row.model.label} on {row.dataset.name} (seed {row.seed}, best epoch {row.cost.best_epoch})"]
+    lines.append(" " * width + " | " + " | ".join(f"{k:>9}" for k in keys))
+    for s in splits:
+        lines.append(f"{s:<{width}} | " + " | ".join(f"{row.metrics[s][k]:9.4f}" for k in keys))
+    c = row.cost
+    lines.append(
+        f"train {c.train_seconds:.0f} s ({c.seconds_per_epoch:.1f} s/epoch, "
+        f"best after {c.train_seconds_to_best:.0f} s)"
+        f" · test eval {c.test_seconds:.1f} s · peak memory {c.peak_memory_mb:.0f} MB"
+    )
+    lines.append(f"row: {path}")
+    print("\n".join(lines), file=sys.stdout, flush=True)

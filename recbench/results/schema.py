@@ -1,0 +1,176 @@
+"""The result row: one validated JSON document per run, the only source of every leaderboard number.
+
+Versioned: bump ``SCHEMA_VERSION`` on any change of meaning, and keep readers for old versions rather
+than rewriting committed rows. Floats are kept at full precision in memory and rounded only on write
+(:func:`write_row`), to ``FLOAT_DIGITS`` significant digits.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+SCHEMA_VERSION = "1"
+FLOAT_DIGITS = 8
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+
+class Benchmark(Strict):
+    name: str  # e.g. "seqrec-loo-full"
+    version: str
+
+
+class Protocol(Strict):
+    name: str
+    version: str
+    mask_history: bool
+    max_history: int
+    ranking: Literal["full", "sampled"] = "full"
+    ties: str = "pessimistic: the target ranks after every item with an equal score"
+    dropped_users: int = 0
+
+
+class DatasetInfo(Strict):
+    name: str
+    fingerprint: str
+    preprocessing_version: str
+    cache_key: str | None = None
+    source_sha256: dict[str, str] = Field(default_factory=dict)
+    users: int
+    items: int
+    interactions: int
+    eval_users: int
+
+
+class ModelInfo(Strict):
+    name: str
+    label: str  # what the leaderboard row is called (model + the choices that matter)
+    n_params: int
+    loss: str
+    tokenizer: str
+
+
+class Cost(Strict):
+    epochs_trained: int
+    best_epoch: int  # 1-based epoch whose checkpoint produced the test metrics (chosen on validation)
+    train_seconds: float  # wall time of all training epochs including per-epoch validation
+    train_seconds_to_best: float
+    seconds_per_epoch: float  # mean wall time of one training pass (validation excluded)
+    val_seconds_per_epoch: float
+    test_seconds: float  # the full test evaluation (ranking every item for every test user)
+    peak_memory_mb: float  # peak resident memory of the process (and peak GPU memory if used)
+    peak_gpu_memory_mb: float | None = None
+
+
+class Hardware(Strict):
+    cpu: str
+    cpu_count: int
+    torch_threads: int
+    accelerator: str
+    devices: int
+    precision: str
+    gpu: str | None = None
+
+
+class Git(Strict):
+    sha: str | None
+    dirty: bool | None
+
+
+class WandbInfo(Strict):
+    mode: str
+    run_path: str | None = None
+    dir: str | None = None
+
+
+class PredictionsInfo(Strict):
+    file: str
+    sha256: str
+    k: int
+    cases: int
+
+
+class ResultRow(Strict):
+    schema_version: Literal["1"] = "1"  # = SCHEMA_VERSION
+    run_id: str
+    created_at: datetime
+    benchmark: Benchmark
+    protocol: Protocol
+    dataset: DatasetInfo
+    model: ModelInfo
+    seed: int
+    experiment: str | None = None
+    metrics: dict[str, dict[str, float]]  # split -> metric -> value; "test" and "val" are required
+    higher_is_better: dict[str, bool]
+    cost: Cost
+    hardware: Hardware
+    packages: dict[str, str]
+    git: Git
+    config_hash: str  # sha256 of the resolved config, paths and logging left out
+    setting_hash: str  # the same without the seed: rows sharing it are repeats of one configuration
+    config: dict[str, Any]
+    command: str
+    wandb: WandbInfo | None = None
+    predictions: PredictionsInfo | None = None
+
+    @field_validator("metrics")
+    @classmethod
+    def _check_metrics(cls, v: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
+        for split in ("test", "val"):
+            if split not in v or not v[split]:
+                raise ValueError(f"metrics.{split} is required and must not be empty")
+        for split, values in v.items():
+            for name, x in values.items():
+                if not math.isfinite(x):
+                    raise ValueError(f"metrics.{split}.{name} is not finite: {x}")
+        return v
+
+
+def _round(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return float(f"{obj:.{FLOAT_DIGITS}g}")
+    if isinstance(obj, dict):
+        return {k: _round(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_round(v) for v in obj]
+    return obj
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write to a temp file in the same folder, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_row(row: ResultRow, path: Path) -> None:
+    data = _round(row.model_dump(mode="json"))
+    ResultRow.model_validate(data)  # what we write must read back
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def read_row(path: Path) -> ResultRow:
+    try:
+        data = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: not valid JSON (line {e.lineno}: {e.msg})") from None
+    try:
+        return ResultRow.model_validate(data)
+    except Exception as e:
+        raise ValueError(f"{path}: not a valid result row (schema {SCHEMA_VERSION}):\n{e}") from None

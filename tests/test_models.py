@@ -1,0 +1,71 @@
+"""SASRec and the losses: causality, padding invariance, gradients."""
+
+import pytest
+import torch
+
+from recbench.losses.bce import SampledBCE
+from recbench.losses.ce import FullSoftmaxCE
+from recbench.models.sasrec import SASRec
+
+
+def small(**kw) -> SASRec:
+    torch.manual_seed(0)
+    return SASRec(num_items=30, max_len=8, hidden_size=16, num_heads=2, ffn_size=32, **kw).eval()
+
+
+def test_output_shape_and_tied_embeddings():
+    net = small()
+    out = net(torch.tensor([[0, 0, 3, 4, 5]]))  # (B, L) -> (B, L, D)
+    assert out.shape == (1, 5, 16)
+    assert net.item_embeddings().shape == (30, 16)
+    assert net.item_embeddings().data_ptr() == net.item_emb.weight[1:].data_ptr()
+
+
+def test_no_information_flows_from_the_future():
+    net = small()
+    a = net(torch.tensor([[1, 2, 3, 4]]))
+    b = net(torch.tensor([[1, 2, 3, 9]]))  # only the last item differs
+    assert torch.allclose(a[:, :3], b[:, :3], atol=1e-6)
+    assert not torch.allclose(a[:, 3], b[:, 3])
+
+
+def test_extra_left_padding_does_not_change_real_positions():
+    net = small()
+    short = net(torch.tensor([[5, 6, 7]]))
+    padded = net(torch.tensor([[0, 0, 0, 5, 6, 7]]))
+    assert torch.allclose(short, padded[:, 3:], atol=1e-5)
+    assert torch.isfinite(padded).all(), "padding rows must not produce NaN"
+
+
+def test_too_long_input_is_an_error():
+    with pytest.raises(ValueError, match="exceeds max_len 8"):
+        small()(torch.ones(1, 9, dtype=torch.long))
+
+
+@pytest.mark.parametrize("loss", [FullSoftmaxCE(), SampledBCE(num_negatives=2)])
+def test_losses_give_finite_gradients(loss):
+    net = small().train()
+    hidden = net(torch.tensor([[0, 1, 2, 3], [4, 5, 6, 7]]))[:, -1]
+    value = loss(hidden, torch.tensor([3, 9]), net.item_embeddings())
+    value.backward()
+    assert torch.isfinite(value) and all(
+        torch.isfinite(p.grad).all() for p in net.parameters() if p.grad is not None
+    )
+
+
+def test_ce_matches_the_definition():
+    q, e = torch.randn(4, 8), torch.randn(10, 8)
+    t = torch.tensor([1, 2, 3, 9])
+    logits = q @ e.T
+    manual = (torch.logsumexp(logits, 1) - logits[torch.arange(4), t]).mean()
+    assert torch.allclose(FullSoftmaxCE()(q, t, e), manual)
+
+
+def test_bce_negatives_never_equal_the_positive():
+    torch.manual_seed(0)
+    e = torch.zeros(3, 2)
+    e[1] = torch.tensor([100.0, 0.0])  # only the positive scores high
+    q = torch.tensor([[1.0, 0.0]]).repeat(500, 1)
+    loss = SampledBCE(num_negatives=4)(q, torch.ones(500, dtype=torch.long), e)
+    # the negative term is log(2) per negative only if no negative hit item 1 (which would cost 100)
+    assert loss.item() < 1.0
