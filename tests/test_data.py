@@ -64,7 +64,7 @@ def test_cache_is_keyed_by_source_content(tmp_path):
     root = tmp_path / "src"
     shutil.copytree(FIXTURES / "amazon_p5", root)
     first = load_dataset("fx", p5_source(root), cache_dir=tmp_path / "cache")
-    assert len(list((tmp_path / "cache/fx").iterdir())) == 1
+    assert len([p for p in (tmp_path / "cache/fx").iterdir() if p.is_dir()]) == 1
     again = load_dataset("fx", p5_source(root), cache_dir=tmp_path / "cache")
     assert again.meta["cache_key"] == first.meta["cache_key"]
     with open(root / "raw/user_sequence.txt", "a") as f:
@@ -173,3 +173,13 @@ def test_synthetic_is_seeded_and_repeat_free():
 def test_dataset_rejects_inconsistent_arrays():
     with pytest.raises(ValueError, match="item index outside"):
         SequenceDataset("bad", np.array(["u"]), np.array(["i"]), np.array([0, 1]), np.array([3]))
+
+
+def test_concurrent_loads_build_the_cache_once(tmp_path):
+    """Jobs of a parallel sweep share the cache: one builds it, the others read the finished copy."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: load_dataset("fx", p5_source(), cache_dir=tmp_path), range(4)))
+    assert len({r.fingerprint() for r in results}) == 1
+    assert len([p for p in (tmp_path / "fx").iterdir() if p.is_dir()]) == 1

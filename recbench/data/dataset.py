@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+from filelock import FileLock
 
 log = logging.getLogger(__name__)
 
@@ -256,22 +257,32 @@ def load_dataset(
         :16
     ]
     folder = Path(cache_dir).expanduser() / name / key if cache_dir else None
-    if folder is not None and (folder / "meta.json").exists():
-        log.info("Loading %s from cache %s", name, folder)
-        ds = read_saved_dataset(folder)
+    if folder is None:
+        ds = _preprocess(name, source, files, digests)
     else:
-        log.info("Preprocessing %s from %s", name, ", ".join(str(p) for p in files.values()))
-        ds = source.read(name)
-        ds.meta.update(
-            source=type(source).__name__,
-            source_sha256={k: d for k, d in digests.items()},
-            preprocessing_version=PREPROCESSING_VERSION,
-        )
-        if folder is not None:
-            save_dataset(ds, folder)
+        # Parallel jobs of a sweep may ask for the same dataset at once: one builds, the others wait.
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(folder) + ".lock"):
+            if (folder / "meta.json").exists():
+                log.info("Loading %s from cache %s", name, folder)
+                ds = read_saved_dataset(folder)
+            else:
+                ds = _preprocess(name, source, files, digests)
+                save_dataset(ds, folder)
     ds.meta["cache_key"] = key
     if expected_stats:
         check_stats(ds, expected_stats)
+    return ds
+
+
+def _preprocess(
+    name: str, source: Source, files: dict[str, Path], digests: dict[str, str]
+) -> SequenceDataset:
+    log.info("Preprocessing %s from %s", name, ", ".join(str(p) for p in files.values()) or "its generator")
+    ds = source.read(name)
+    ds.meta.update(
+        source=type(source).__name__, source_sha256=digests, preprocessing_version=PREPROCESSING_VERSION
+    )
     return ds
 
 
