@@ -16,6 +16,7 @@ from pathlib import Path
 import hydra
 import lightning as L
 from hydra.utils import instantiate
+from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig
 
 from recbench.results.builder import build_row, print_summary, write_predictions
@@ -69,10 +70,10 @@ def run(cfg: DictConfig) -> ResultRow:
     trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt)
     trainer.test(module, datamodule=datamodule, ckpt_path=ckpt)
 
-    # 5. The result row and per-user predictions, both written atomically.
-    predictions = (
-        write_predictions(module, dataset, out_dir / "predictions.parquet") if cfg.save_predictions else None
-    )
+    # 5. The result row and per-user predictions, written atomically, by one process under DDP.
+    predictions = None
+    if cfg.save_predictions and trainer.is_global_zero:
+        predictions = write_predictions(module, dataset, out_dir / "predictions.parquet")
     row = build_row(
         cfg=cfg,
         dataset=dataset,
@@ -84,12 +85,11 @@ def run(cfg: DictConfig) -> ResultRow:
         timer=timer,
         predictions=predictions,
     )
-    write_row(row, out_dir / "result.json")
-    print_summary(row, out_dir / "result.json")
-    if logger and hasattr(logger, "experiment") and cfg.logger.get("_target_", "").endswith("wandb_logger"):
-        import wandb
-
-        wandb.finish()
+    if trainer.is_global_zero:
+        write_row(row, out_dir / "result.json")
+        print_summary(row, out_dir / "result.json")
+    if isinstance(logger, WandbLogger):
+        logger.experiment.finish()  # flush now: the next job of a sweep starts its own run
     return row
 
 

@@ -183,3 +183,11 @@ def test_concurrent_loads_build_the_cache_once(tmp_path):
         results = list(pool.map(lambda _: load_dataset("fx", p5_source(), cache_dir=tmp_path), range(4)))
     assert len({r.fingerprint() for r in results}) == 1
     assert len([p for p in (tmp_path / "fx").iterdir() if p.is_dir()]) == 1
+
+
+def test_ranks_take_disjoint_equal_shares_of_batches():
+    lengths = np.random.default_rng(0).integers(1, 50, size=1000)  # 32 batches of 32 (the last has 8)
+    shards = [list(BucketBatchSampler(lengths, 32, seed=3, rank=r, world=3)) for r in range(3)]
+    assert [len(s) for s in shards] == [10, 10, 10]  # 32 // 3 each; 2 batches dropped this epoch
+    seen = [i for s in shards for b in s for i in b]
+    assert len(seen) == len(set(seen))

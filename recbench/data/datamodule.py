@@ -11,13 +11,13 @@ why an epoch here takes seconds where padded-prefix implementations take minutes
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, IterableDataset, Sampler
 
 from recbench.data.dataset import SequenceDataset
 from recbench.data.protocol import EvalCases, Split
@@ -65,15 +65,20 @@ def train_windows(offsets: np.ndarray, train_end: np.ndarray, max_len: int) -> t
 class BucketBatchSampler(Sampler[list[int]]):
     """Batches of similar length: shuffle, sort within pools of ``pool`` batches, shuffle the batches.
 
-    Seeded; each pass over the data (epoch) uses a fresh, reproducible permutation.
+    Seeded; each pass over the data (epoch) uses a fresh, reproducible permutation. Under distributed
+    training every rank draws the same permutation and takes every ``world``-th batch; the last
+    ``len % world`` batches of an epoch are dropped so that all ranks take the same number of steps.
     """
 
-    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int, pool: int = 50) -> None:
+    def __init__(
+        self, lengths: np.ndarray, batch_size: int, seed: int, pool: int = 50, rank: int = 0, world: int = 1
+    ) -> None:
         self.lengths, self.batch_size, self.seed, self.pool = lengths, batch_size, seed, pool
+        self.rank, self.world = rank, world
         self.epoch = 0
 
     def __len__(self) -> int:
-        return (len(self.lengths) + self.batch_size - 1) // self.batch_size
+        return ((len(self.lengths) + self.batch_size - 1) // self.batch_size) // self.world
 
     def __iter__(self) -> Iterator[list[int]]:
         rng = np.random.default_rng([self.seed, self.epoch])
@@ -87,8 +92,37 @@ class BucketBatchSampler(Sampler[list[int]]):
             batches += [
                 chunk[i : i + self.batch_size].tolist() for i in range(0, len(chunk), self.batch_size)
             ]
-        for i in rng.permutation(len(batches)):
+        shuffled = rng.permutation(len(batches))[: len(self) * self.world]
+        for i in shuffled[self.rank :: self.world]:
             yield batches[i]
+
+
+class TrainBatches(IterableDataset):
+    """Collated training batches from a :class:`BucketBatchSampler`, sharded by distributed rank.
+
+    An iterable dataset rather than a ``batch_sampler``: Lightning leaves it alone under DDP instead of
+    trying to wrap the length-bucketing sampler in a ``DistributedSampler``.
+    """
+
+    def __init__(
+        self, sizes: np.ndarray, batch_size: int, seed: int, collate: Callable[[list[int]], TrainBatch]
+    ):
+        self.sampler = BucketBatchSampler(sizes, batch_size, seed)
+        self.collate = collate
+
+    def __len__(self) -> int:
+        self.sampler.rank, self.sampler.world = _rank_and_world()
+        return len(self.sampler)
+
+    def __iter__(self) -> Iterator[TrainBatch]:
+        self.sampler.rank, self.sampler.world = _rank_and_world()
+        return (self.collate(idx) for idx in self.sampler)
+
+
+def _rank_and_world() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
 
 
 class SequentialDataModule(L.LightningDataModule):
@@ -143,13 +177,10 @@ class SequentialDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        sampler = BucketBatchSampler(self.sizes, self.batch_size, self.seed)
-        return DataLoader(
-            range(len(self.sizes)),  # type: ignore[arg-type]
-            batch_sampler=sampler,
-            collate_fn=self.collate_train,
-            num_workers=self.num_workers,
-        )
+        if self.num_workers:
+            raise ValueError("datamodule.num_workers must be 0: batches are collated in the main process")
+        batches = TrainBatches(self.sizes, self.batch_size, self.seed, self.collate_train)
+        return DataLoader(batches, batch_size=None)
 
     def _eval_loader(self, cases: EvalCases) -> DataLoader:
         return DataLoader(
