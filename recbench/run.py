@@ -22,6 +22,7 @@ from omegaconf import DictConfig
 from recbench.results.builder import build_row, print_summary, write_predictions
 from recbench.results.schema import ResultRow, write_row
 from recbench.utils.callbacks import EpochTimer
+from recbench.utils.environment import git_state
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig) -> ResultRow:
     L.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
+    code_version = git_state()  # the code that runs is the code at start, whatever changes later
 
     # 1. Data, evaluation protocol, item tokenizer.
     dataset = instantiate(cfg.data)
@@ -84,6 +86,7 @@ def run(cfg: DictConfig) -> ResultRow:
         trainer=trainer,
         timer=timer,
         predictions=predictions,
+        git=code_version,
     )
     if trainer.is_global_zero:
         write_row(row, out_dir / "result.json")

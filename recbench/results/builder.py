@@ -25,7 +25,7 @@ from recbench.data.protocol import Split
 from recbench.lit.next_item import NextItemModule
 from recbench.results.schema import ResultRow
 from recbench.utils.callbacks import EpochTimer
-from recbench.utils.environment import git_state, hardware, package_versions, peak_memory_mb
+from recbench.utils.environment import hardware, package_versions, peak_memory_mb
 
 # Config keys that say where things are or how they are logged, not what is computed.
 NOT_HASHED = ("paths", "logger", "save_predictions", "resume_from")
@@ -34,20 +34,21 @@ NOT_HASHED = ("paths", "logger", "save_predictions", "resume_from")
 def config_hashes(cfg: DictConfig) -> tuple[str, str]:
     """(config hash, setting hash): sha256 of the resolved config with every ``paths.*`` value replaced
     by a placeholder (so the hash does not depend on the machine or the run folder) and the keys in
-    :data:`NOT_HASHED` left out. The setting hash also leaves out the seed: rows sharing it are repeats
-    of one configuration."""
-    c = copy.deepcopy(cfg)
-    with open_dict(c):
-        for key in c.paths:
-            c.paths[key] = f"<{key}>"
-    resolved = OmegaConf.to_container(c, resolve=True)
-    assert isinstance(resolved, dict)
-    kept = {str(k): v for k, v in resolved.items() if k not in NOT_HASHED}
+    :data:`NOT_HASHED` left out. The setting hash also replaces the seed (everywhere it is interpolated)
+    by a placeholder: rows sharing it are repeats of one configuration."""
 
-    def digest(d: dict[str, Any]) -> str:
-        return hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()
+    def digest(seed: object) -> str:
+        c = copy.deepcopy(cfg)
+        with open_dict(c):
+            for key in c.paths:
+                c.paths[key] = f"<{key}>"
+            c.seed = seed
+        resolved = OmegaConf.to_container(c, resolve=True)
+        assert isinstance(resolved, dict)
+        kept = {str(k): v for k, v in resolved.items() if k not in NOT_HASHED}
+        return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
 
-    return digest(kept), digest({k: v for k, v in kept.items() if k != "seed"})
+    return digest(cfg.seed), digest("<seed>")
 
 
 def reproduce_command(cfg: DictConfig) -> str:
@@ -120,6 +121,7 @@ def build_row(
     trainer: L.Trainer,
     timer: EpochTimer,
     predictions: dict[str, Any] | None,
+    git: dict[str, Any],
 ) -> ResultRow:
     resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     assert isinstance(resolved, dict)
@@ -178,7 +180,7 @@ def build_row(
                 "precision": str(trainer.precision),
             },
             packages=package_versions(),
-            git=git_state(),
+            git=git,
             config_hash=chash,
             setting_hash=shash,
             config=resolved,
