@@ -15,6 +15,7 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig
@@ -27,7 +28,9 @@ from recbench.utils.environment import git_state
 log = logging.getLogger(__name__)
 
 
-def run(cfg: DictConfig) -> ResultRow:
+def run(cfg: DictConfig, overrides: list[str] | None = None) -> ResultRow:
+    """One run. ``overrides``: the command-line overrides that composed ``cfg``, recorded in the row as the
+    command that reproduces it (taken from Hydra when called through ``main``)."""
     L.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
     code_version = git_state()  # the code that runs is the code at start, whatever changes later
@@ -87,6 +90,7 @@ def run(cfg: DictConfig) -> ResultRow:
         timer=timer,
         predictions=predictions,
         git=code_version,
+        overrides=overrides,
     )
     if trainer.is_global_zero:
         write_row(row, out_dir / "result.json")
@@ -98,7 +102,7 @@ def run(cfg: DictConfig) -> ResultRow:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
-    row = run(cfg)
+    row = run(cfg, overrides=list(HydraConfig.get().overrides.task))
     return row.metrics["val"][cfg.monitor.removeprefix("val/")]  # what sweepers optimise: validation only
 
 

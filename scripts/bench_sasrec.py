@@ -45,7 +45,7 @@ def main() -> None:
     with initialize_config_dir(config_dir=CONF, version_base="1.3"):
         cfg = compose("config", overrides=overrides)
     started = time.perf_counter()
-    row = run(cfg)
+    row = run(cfg, overrides=overrides)
     report = {
         "what": f"SASRec on amazon_beauty, {args.epochs} epochs, cost only",
         "command": "python scripts/bench_sasrec.py "

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 
-from recbench.leaderboard.__main__ import main as leaderboard_main
-from recbench.leaderboard.build import add, build, load_rows
 from recbench.results.schema import ResultRow, read_row, write_row
 
 from .test_run import fast_run
@@ -60,56 +57,3 @@ def test_failed_write_leaves_nothing_behind(row_file, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         write_row(row, tmp_path / "r.json")
     assert list(tmp_path.iterdir()) == []
-
-
-def test_leaderboard_add_and_build(row_file, tmp_path):
-    root = tmp_path / "lb"
-    runs = []
-    for seed in (0, 1, 2):  # three seeds of one setting, made from one real row
-        data = json.loads(row_file.read_text())
-        data["seed"], data["run_id"] = seed, f"run{seed}"
-        data["metrics"]["test"]["ndcg@10"] = 0.1 + 0.01 * seed
-        data["git"]["dirty"] = False
-        (tmp_path / f"r{seed}").mkdir()
-        (tmp_path / f"r{seed}/result.json").write_text(json.dumps(data))
-        runs.append(tmp_path / f"r{seed}")
-    assert leaderboard_main(["--root", str(root), "add", *map(str, runs)]) == 0
-    assert len(load_rows(root)) == 3
-    (root / "references.yaml").write_text(
-        "synthetic:\n  - {model: paper model, source: 'Somebody 2024, Table 1', mask_history: false,"
-        " metrics: {ndcg@10: 0.5}}\n"
-    )
-    [md] = build(root)
-    text = md.read_text()
-    assert md.name == "synthetic.md" and "do not edit" in text
-    assert "0.1100 ± 0.0100" in text  # mean ± sample std of 0.10, 0.11, 0.12
-    assert "| sasrec | 3 |" in text
-    assert "Somebody 2024, Table 1" in text and "0.5000" in text
-    assert "python -m recbench.run" in text
-    assert (root / "README.md").is_file()
-
-
-def test_leaderboard_refuses_dirty_rows_unless_asked(row_file, tmp_path):
-    data = json.loads(row_file.read_text())
-    data["git"]["dirty"] = True
-    (tmp_path / "result.json").write_text(json.dumps(data))
-    with pytest.raises(ValueError, match="uncommitted changes"):
-        add([tmp_path], tmp_path / "lb")
-    assert len(add([tmp_path], tmp_path / "lb", allow_dirty=True)) == 1
-
-
-def test_leaderboard_cli_reports_missing_rows(tmp_path, capsys):
-    assert leaderboard_main(["--root", str(tmp_path), "add", str(tmp_path / "nope")]) == 1
-    assert "no result row" in capsys.readouterr().err
-
-
-def test_committed_leaderboard_is_up_to_date(tmp_path):
-    """The committed tables are exactly what `leaderboard build` generates from the committed rows."""
-    repo = Path(__file__).resolve().parents[1] / "leaderboards"
-    if not list((repo / "results").rglob("*.json")):
-        pytest.skip("no committed rows yet")
-    copy = tmp_path / "lb"
-    shutil.copytree(repo, copy)
-    build(copy)
-    for md in repo.glob("*.md"):
-        assert (copy / md.name).read_text() == md.read_text(), f"{md.name} is stale: run make leaderboard"

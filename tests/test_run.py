@@ -22,18 +22,10 @@ from .test_configs import options
 
 
 def fast_run(tmp_path: Path, *overrides: str):
+    args = ["data=synthetic", "debug=fast", f"paths.output_dir={tmp_path}", *overrides]
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(
-            "config",
-            overrides=[
-                "data=synthetic",
-                "debug=fast",
-                f"paths.output_dir={tmp_path}",
-                f"paths.log_dir={tmp_path}",
-                *overrides,
-            ],
-        )
-    return run(cfg)
+        cfg = compose("config", overrides=args)
+    return run(cfg, overrides=args)
 
 
 @pytest.mark.parametrize("model", options("model"))

@@ -1,4 +1,4 @@
-"""python -m recbench.leaderboard add RUN_DIR... | build"""
+"""python -m recbench.leaderboard add RUN_DIR... | build | verify ROW.json"""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from recbench.leaderboard.build import add, build
+from recbench.leaderboard.verify import verify
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -16,16 +17,21 @@ def main(argv: list[str] | None = None) -> int:
     p_add = sub.add_parser("add", help="copy validated result rows of run folders into <root>/results")
     p_add.add_argument("runs", nargs="+", type=Path, help="run folders (or result.json files)")
     p_add.add_argument("--allow-dirty", action="store_true", help="accept rows from uncommitted code")
-    sub.add_parser("build", help="regenerate <root>/<dataset>.md from the rows")
+    sub.add_parser("build", help="regenerate <root>/<dataset>.md, README.md and index.html from the rows")
+    p_verify = sub.add_parser("verify", help="re-run a row's command and report each metric's difference")
+    p_verify.add_argument("row", type=Path, help="a result row (.json)")
+    p_verify.add_argument("--tolerance", type=float, default=0.0, help="largest accepted |difference|")
     args = parser.parse_args(argv)
     try:
         if args.cmd == "add":
             for p in add(args.runs, args.root, allow_dirty=args.allow_dirty):
                 print(f"added {p}")
+        elif args.cmd == "verify":
+            return 0 if verify(args.row, args.tolerance) else 1
         else:
             for p in build(args.root):
                 print(f"wrote {p}")
-    except (FileNotFoundError, ValueError) as e:
+    except (FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0

@@ -51,17 +51,12 @@ def config_hashes(cfg: DictConfig) -> tuple[str, str]:
     return digest(cfg.seed), digest("<seed>")
 
 
-def reproduce_command(cfg: DictConfig) -> str:
-    """The command line that reproduces this run: the Hydra overrides it was given, seed included."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
-
-        overrides = list(HydraConfig.get().overrides.task)
-    except ValueError:  # composed without @hydra.main (tests, notebooks)
-        overrides = list(cfg.get("overrides_for_row", []) or [])
-    if not any(o.startswith("seed=") for o in overrides):
-        overrides.append(f"seed={cfg.seed}")
-    return " ".join(["python -m recbench.run", *overrides])
+def reproduce_command(cfg: DictConfig, overrides: list[str] | None) -> str:
+    """The command line that reproduces this run: its overrides, seed included."""
+    args = list(overrides or [])
+    if not any(o.startswith("seed=") for o in args):
+        args.append(f"seed={cfg.seed}")
+    return " ".join(["python -m recbench.run", *args])
 
 
 def write_predictions(module: NextItemModule, dataset: SequenceDataset, path: Path) -> dict[str, Any]:
@@ -122,6 +117,7 @@ def build_row(
     timer: EpochTimer,
     predictions: dict[str, Any] | None,
     git: dict[str, Any],
+    overrides: list[str] | None,
 ) -> ResultRow:
     resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     assert isinstance(resolved, dict)
@@ -184,7 +180,7 @@ def build_row(
             config_hash=chash,
             setting_hash=shash,
             config=resolved,
-            command=reproduce_command(cfg),
+            command=reproduce_command(cfg, overrides),
             wandb=wandb_info(trainer),
             predictions=predictions,
         )

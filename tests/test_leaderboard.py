@@ -1,0 +1,151 @@
+"""Leaderboard: add (rows + per-user ranks), build (markdown, p-values, HTML in headless Chromium), verify."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from recbench.leaderboard.__main__ import main as leaderboard_main
+from recbench.leaderboard.build import add, build, load_rows
+from recbench.leaderboard.verify import verify
+
+from .test_run import fast_run
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    fast_run(out)
+    return out
+
+
+def fake_run(src: Path, dst: Path, seed: int, label: str, shift: int = 0, ndcg: float | None = None) -> Path:
+    """A copy of a real run folder posing as another seed/setting, ranks shifted by ``shift``."""
+    dst.mkdir(parents=True)
+    data = json.loads((src / "result.json").read_text())
+    data["seed"], data["run_id"], data["git"]["dirty"] = seed, f"{label}{seed}", False
+    data["model"]["label"], data["setting_hash"] = label, label.ljust(64, "0")
+    if ndcg is not None:
+        data["metrics"]["test"]["ndcg@10"] = ndcg
+    (dst / "result.json").write_text(json.dumps(data))
+    preds = pd.read_parquet(src / "predictions.parquet")
+    preds["rank"] = preds["rank"] + shift
+    preds.to_parquet(dst / "predictions.parquet")
+    return dst
+
+
+def test_add_and_build_with_p_values(run_dir, tmp_path):
+    root = tmp_path / "lb"
+    runs = [fake_run(run_dir, tmp_path / f"a{s}", s, "good", ndcg=0.1 + 0.01 * s) for s in (0, 1, 2)]
+    runs.append(fake_run(run_dir, tmp_path / "b0", 0, "worse", shift=3, ndcg=0.05))
+    assert leaderboard_main(["--root", str(root), "add", *map(str, runs)]) == 0
+    assert len(load_rows(root)) == 4
+    assert len(list(root.rglob("*.ranks.npz"))) == 4
+    (root / "references.yaml").write_text(
+        "synthetic:\n  - {model: paper model, source: 'Somebody 2024, Table 1', mask_history: false,"
+        " metrics: {ndcg@10: 0.5}}\n"
+    )
+    written = build(root)
+    md = (root / "synthetic.md").read_text()
+    assert {p.name for p in written} == {"synthetic.md", "index.html"} and "do not edit" in md
+    assert "0.1100 ± 0.0100" in md  # mean ± sample std of 0.10, 0.11, 0.12
+    assert "| good | 3 |" in md and "| worse | 1 |" in md
+    assert "Somebody 2024, Table 1" in md and "0.5000" in md
+    # p-value: paired t-test over users of per-user ndcg@10, best ("good") vs "worse"
+    preds = pd.read_parquet(run_dir / "predictions.parquet")
+    ranks = preds.sort_values("user")["rank"].to_numpy()
+    ndcg = lambda r: np.where(r <= 10, 1 / np.log2(r + 1.0), 0.0)  # noqa: E731
+    p = stats.ttest_rel(ndcg(ranks), ndcg(ranks + 3)).pvalue
+    expected = "<0.001" if p < 1e-3 else f"{p:.3f}"
+    worse_line = next(line for line in md.splitlines() if line.startswith("| worse |"))
+    assert f"| {expected} |" in worse_line
+    assert (root / "README.md").is_file()
+
+
+def test_html_renders_in_headless_chromium(run_dir, tmp_path):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium not installed (CI installs Debian's chromium package)")
+    root = tmp_path / "lb"
+    add(
+        [
+            fake_run(run_dir, tmp_path / "a", 0, "good"),
+            fake_run(run_dir, tmp_path / "b", 0, "worse", shift=3),
+        ],
+        root,
+    )
+    build(root)
+    html = root / "index.html"
+    # Click-sort the first table by its model column with JS, then dump the rendered DOM.
+    script = tmp_path / "check.html"
+    script.write_text(
+        html.read_text().replace(
+            "</body>",
+            "<script>document.querySelector('table.sortable th').click();"
+            "document.body.setAttribute('data-rows',"
+            " document.querySelectorAll('table.sortable tbody tr').length)"
+            "</script></body>",
+        )
+    )
+    out = subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            f"--user-data-dir={tmp_path / 'profile'}",
+            "--dump-dom",
+            script.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    dom = out.stdout
+    assert 'data-rows="4"' in dom, out.stderr[-2000:]  # 2 settings x 2 tables
+    assert "sorted-asc" in dom and "<svg" in dom and ">good<" in dom and ">worse<" in dom
+
+
+def test_verify_reproduces_a_cpu_row_exactly(run_dir, capsys):
+    assert verify(run_dir / "result.json") is True
+    out = capsys.readouterr().out
+    assert "PASS: largest difference 0" in out
+
+
+def test_refuses_dirty_rows_unless_asked(run_dir, tmp_path):
+    data = json.loads((run_dir / "result.json").read_text())
+    data["git"]["dirty"] = True
+    (tmp_path / "result.json").write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="uncommitted changes"):
+        add([tmp_path], tmp_path / "lb")
+    assert len(add([tmp_path], tmp_path / "lb", allow_dirty=True)) == 1
+
+
+def test_cli_reports_missing_rows(tmp_path, capsys):
+    assert leaderboard_main(["--root", str(tmp_path), "add", str(tmp_path / "nope")]) == 1
+    assert "no result row" in capsys.readouterr().err
+
+
+def test_committed_leaderboard_is_up_to_date(tmp_path):
+    """The committed tables are exactly what `leaderboard build` generates from the committed rows."""
+    repo = Path(__file__).resolve().parents[1] / "leaderboards"
+    if not list((repo / "results").rglob("*.json")):
+        pytest.skip("no committed rows yet")
+    copy = tmp_path / "lb"
+    shutil.copytree(repo, copy)
+    build(copy)
+    for name in [p.name for p in repo.glob("*.md")] + ["index.html"]:
+        assert (copy / name).read_text() == (repo / name).read_text(), (
+            f"{name} is stale: run make leaderboard"
+        )
