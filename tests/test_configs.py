@@ -88,3 +88,9 @@ def test_gpu_trainer_instantiates(tmp_path):
     if not torch.cuda.is_available():
         pytest.skip("no CUDA device")
     assert instantiate(compose_cfg(["trainer=gpu"], tmp_path).trainer) is not None
+
+
+def test_experiment_files_override_top_level_keys(tmp_path):
+    cfg = compose_cfg(["experiment=sasrec_beauty"], tmp_path)
+    assert cfg.label == "sasrec_ce" and cfg.experiment_name == "sasrec_beauty"
+    assert cfg.model.net.dropout == 0.2 and cfg.data.name == "amazon_beauty"
