@@ -15,6 +15,7 @@ from pathlib import Path
 
 import hydra
 import lightning as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import WandbLogger
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig, overrides: list[str] | None = None) -> ResultRow:
     """One run. ``overrides``: the command-line overrides that composed ``cfg``, recorded in the row as the
     command that reproduces it (taken from Hydra when called through ``main``)."""
+    if cfg.torch_threads:  # oversubscribed intra-op threads spin at barriers: several runs on 2 cores crawl
+        torch.set_num_threads(cfg.torch_threads)
     L.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
     code_version = git_state()  # the code that runs is the code at start, whatever changes later

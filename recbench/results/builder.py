@@ -28,7 +28,7 @@ from recbench.utils.callbacks import EpochTimer
 from recbench.utils.environment import hardware, package_versions, peak_memory_mb
 
 # Config keys that say where things are or how they are logged, not what is computed.
-NOT_HASHED = ("paths", "logger", "save_predictions", "resume_from")
+NOT_HASHED = ("paths", "logger", "save_predictions", "resume_from", "torch_threads")
 
 
 def config_hashes(cfg: DictConfig) -> tuple[str, str]:
