@@ -120,6 +120,7 @@ def build_row(
     trainer: L.Trainer,
     timer: EpochTimer,
     predictions: dict[str, Any] | None,
+    index: dict[str, Any] | None = None,
 ) -> ResultRow:
     resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     assert isinstance(resolved, dict)
@@ -185,6 +186,7 @@ def build_row(
             command=reproduce_command(cfg),
             wandb=wandb_info(trainer),
             predictions=predictions,
+            index=index,
         )
     )
 
