@@ -17,12 +17,25 @@ import pandas as pd
 from recbench.data.esci import SearchDataset
 
 COLOURS = ["red", "blue", "green", "black", "white", "yellow", "purple", "orange"]
-OBJECTS = ["lamp", "chair", "kettle", "backpack", "umbrella", "notebook", "blanket", "sneakers", "mug", "scarf"]
+OBJECTS = [
+    "lamp",
+    "chair",
+    "kettle",
+    "backpack",
+    "umbrella",
+    "notebook",
+    "blanket",
+    "sneakers",
+    "mug",
+    "scarf",
+]
 BRANDS = ["Acme", "Globex", "Initech", "Umbrella Co", "Hooli"]
 
 
 class SyntheticSearchSource:
-    def __init__(self, num_queries: int = 20, products_per_pair: int = 3, list_size: int = 12, seed: int = 0):
+    def __init__(
+        self, num_queries: int = 20, products_per_pair: int = 1, list_size: int = 12, seed: int = 0
+    ) -> None:
         if list_size < 4:
             raise ValueError("synthetic search data needs list_size >= 4")
         self.num_queries, self.products_per_pair = num_queries, products_per_pair
@@ -33,7 +46,7 @@ class SyntheticSearchSource:
 
     def read(self, name: str) -> SearchDataset:
         rng = np.random.default_rng(self.seed)
-        products = []
+        products: list[dict[str, str]] = []
         for c in COLOURS:
             for o in OBJECTS:
                 for j in range(self.products_per_pair):
@@ -66,7 +79,14 @@ class SyntheticSearchSource:
             pool = np.flatnonzero(label == "I")
             picked += rng.choice(pool, size=self.list_size - len(picked), replace=False).tolist()
             for p in rng.permutation(picked):
-                rows.append({"query_id": q, "query": f"{c} {o}", "product_id": frame["product_id"][p], "esci_label": label[p]})
+                rows.append(
+                    {
+                        "query_id": q,
+                        "query": f"{c} {o}",
+                        "product_id": frame["product_id"][p],
+                        "esci_label": label[p],
+                    }
+                )
         return SearchDataset.from_frames(
             name, pd.DataFrame(rows), frame.drop(columns=["_c", "_o"]), meta={"seed": self.seed}
         )

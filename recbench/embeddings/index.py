@@ -178,5 +178,8 @@ def exact_topk(vectors: np.ndarray, queries: np.ndarray, k: int, batch: int = 10
 
     index = faiss.IndexFlatIP(vectors.shape[1])
     index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    out = [index.search(np.ascontiguousarray(queries[s : s + batch]), k)[1] for s in range(0, len(queries), batch)]
+    out = [
+        index.search(np.ascontiguousarray(queries[s : s + batch]), k)[1]
+        for s in range(0, len(queries), batch)
+    ]
     return np.concatenate(out) if out else np.zeros((0, k), dtype=np.int64)

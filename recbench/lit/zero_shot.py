@@ -36,6 +36,12 @@ class ZeroShotModule(NextItemModule):
         last = self.net(batch.inputs)[:, -1]  # (B, D) user vectors
         return self.net.score_items(last).float()  # type: ignore[attr-defined]
 
+    def on_test_epoch_start(self) -> None:
+        # the index's recall vs exact search is reported for the test users only
+        if hasattr(self.net, "reset_index_stats"):
+            self.net.reset_index_stats()
+        super().on_test_epoch_start()
+
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         raise RuntimeError("a zero-shot model is not trained (model.zero_shot=true skips fit)")
 

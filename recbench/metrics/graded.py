@@ -56,7 +56,7 @@ def parse_metrics(keys: Sequence[str]) -> list[GradedMetric]:
         if not m:
             raise ValueError(f"metric {key!r}: expected ndcg, ndcg@K, mrr, mrr@K or recall@K (K >= 1)")
         name, k = m.group(1), int(m.group(2)) if m.group(2) else None
-        if k is not None and k < 1 or (name == "recall" and k is None):
+        if (k is not None and k < 1) or (name == "recall" and k is None):
             raise ValueError(f"metric {key!r}: recall needs a cut-off K >= 1, e.g. recall@10")
         out.append(GradedMetric(name, k))
     return out

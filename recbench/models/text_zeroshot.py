@@ -59,7 +59,11 @@ class TextZeroShot(nn.Module):
             raise ValueError(f"model.net.decay must be in (0, 1], got {decay}")
         self.decay, self.max_len, self.search_depth = decay, max_len, search_depth
         emb = encode_texts(
-            render_texts(item_text, template), encoder, batch_size=batch_size, cache_dir=cache_dir, device=device
+            render_texts(item_text, template),
+            encoder,
+            batch_size=batch_size,
+            cache_dir=cache_dir,
+            device=device,
         )
         self.pca = PCA(pca_dim).fit(emb) if pca_dim else None
         if self.pca is not None:
@@ -68,6 +72,7 @@ class TextZeroShot(nn.Module):
         self.index = self.factory.build(emb)
         # Row 0 is the padding token's (zero) vector: token t = item t - 1, as in every recbench net.
         padded = np.concatenate([np.zeros((1, emb.shape[1]), np.float32), self.index.vectors])
+        self.table: torch.Tensor
         self.register_buffer("table", torch.from_numpy(padded), persistent=False)
         self._overlap: dict[int, list[float]] = {}
 
@@ -95,15 +100,18 @@ class TextZeroShot(nn.Module):
         out = torch.full_like(exact, float("-inf"))
         ok = torch.from_numpy(ids >= 0)
         rows = torch.arange(len(ids)).unsqueeze(1).expand_as(ok)[ok]
-        out[rows.to(exact.device), torch.from_numpy(ids)[ok].to(exact.device)] = torch.from_numpy(scores)[ok].to(
-            exact.device, exact.dtype
-        )
+        out[rows.to(exact.device), torch.from_numpy(ids)[ok].to(exact.device)] = torch.from_numpy(scores)[
+            ok
+        ].to(exact.device, exact.dtype)
         exact_ids = exact.topk(depth, dim=1).indices.cpu().numpy()
         for k in sorted({10, depth}):
             if k <= depth:
                 self._overlap.setdefault(k, []).append(recall_vs_exact(ids, exact_ids, k) * len(ids))
                 self._overlap.setdefault(-k, []).append(float(len(ids)))
         return out
+
+    def reset_index_stats(self) -> None:
+        self._overlap = {}
 
     def index_info(self) -> dict[str, Any]:
         recall = None

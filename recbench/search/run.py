@@ -86,7 +86,9 @@ def run_search(cfg: DictConfig) -> ResultRow:
 
     # 4. Predictions and the row, both written atomically.
     predictions = (
-        write_search_predictions(dataset, evaluation, out_dir / "predictions.parquet", k=cfg.model.get("predictions_k", 100))
+        write_search_predictions(
+            dataset, evaluation, out_dir / "predictions.parquet", k=cfg.model.get("predictions_k", 100)
+        )
         if cfg.save_predictions
         else None
     )
@@ -107,7 +109,9 @@ def write_search_predictions(
             "query": ds.queries.astype(str),
             "product_ids": [ds.product_ids[r[:k]].astype(str).tolist() for r in ev.ranked],
             "scores": [s[:k].astype("float32").tolist() for s in ev.scores],
-            "labels": [[lab.get(int(d), "") for d in r[:k]] for r, lab in zip(ev.ranked, labels, strict=True)],
+            "labels": [
+                [lab.get(int(d), "") for d in r[:k]] for r, lab in zip(ev.ranked, labels, strict=True)
+            ],
         }
     )
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -241,7 +245,11 @@ def print_search_summary(row: ResultRow, path: Path) -> None:
         " | ".join(f"{k} {v:.4f}" for k, v in m.items()),
         f"index {row.cost.train_seconds:.1f} s · ranking {s.query_seconds:.2f} s "
         f"({s.queries_per_second:.0f} queries/s)"
-        + (f" · index recall vs exact {row.index.recall_vs_exact}" if row.index and row.index.recall_vs_exact else ""),
+        + (
+            f" · index recall vs exact {row.index.recall_vs_exact}"
+            if row.index and row.index.recall_vs_exact
+            else ""
+        ),
         f"row: {path}",
     ]
     print("\n".join(lines), file=sys.stdout, flush=True)
