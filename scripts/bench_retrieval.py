@@ -146,6 +146,7 @@ def main() -> None:
     if args.encode:
         report["encoding"] = enc = encode_throughput(args.encode, 64, rng)
         print(f"encoding: {enc['texts_per_second']:.0f} texts/s ({enc['texts']} texts, batch 64)", flush=True)
+        atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
     for n in args.sizes:
         x = synthetic_vectors(n, args.dim, args.clusters, rng)
         q = synthetic_vectors(args.queries, args.dim, args.clusters, np.random.default_rng(args.seed + 1))
@@ -176,7 +177,7 @@ def main() -> None:
             )
         del hnsw, x
         report["corpora"].append(entry)
-    atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
+        atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")  # after each corpus: partial runs count
     print(f"wrote {args.out}")
 
 
