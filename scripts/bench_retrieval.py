@@ -177,7 +177,8 @@ def main() -> None:
             )
         del hnsw, x
         report["corpora"].append(entry)
-        atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")  # after each corpus: partial runs count
+        # after each corpus, so that a run cut short still leaves its figures
+        atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
 
 
