@@ -6,9 +6,8 @@
 Reports, per corpus size: index build seconds, batch query throughput (queries/s), single-query
 latency (median ms over --latency-queries one-query searches), and the recall@10 of HNSW against exact
 search (IndexFlatIP) on the same queries. Also the sentence encoder's throughput (texts/s) on synthetic
-product titles. Vectors are synthetic: L2-normalised points around --clusters Gaussian centres (uniform
-random vectors would make every approximate index look worse than on real embeddings). Results go to
-stdout and, as JSON, to --out.
+product titles. Vectors are synthetic (:class:`SyntheticEmbeddings`: clustered, intrinsic dimension
+--latent, projected to --dim). Results go to stdout and, as JSON, to --out.
 """
 
 from __future__ import annotations
@@ -74,13 +73,30 @@ WORDS = [
 ]
 
 
-def synthetic_vectors(n: int, d: int, clusters: int, rng: np.random.Generator) -> np.ndarray:
-    centres = rng.normal(size=(clusters, d)).astype(np.float32)
-    out = np.empty((n, d), dtype=np.float32)
-    for s in range(0, n, 100_000):  # in blocks: bounded temporary memory
-        m = min(100_000, n - s)
-        out[s : s + m] = centres[rng.integers(clusters, size=m)] + rng.normal(scale=0.6, size=(m, d))
-    return l2_normalize(out)
+class SyntheticEmbeddings:
+    """L2-normalised vectors with the low intrinsic dimension of real text embeddings: Gaussian clusters in
+    a ``latent``-dimensional space, mapped to ``d`` dimensions by one fixed random projection, plus a
+    little isotropic noise. (Isotropic high-dimensional noise would make every point nearly equidistant
+    from every other, a worst case no real embedding set resembles.) Corpus and queries share centres
+    and projection."""
+
+    def __init__(self, d: int, clusters: int, latent: int, seed: int) -> None:
+        rng = np.random.default_rng([seed, 12345])
+        self.centres = rng.normal(size=(clusters, latent)).astype(np.float32)
+        self.projection = (rng.normal(size=(latent, d)) / np.sqrt(latent)).astype(np.float32)
+        self.d = d
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        out = np.empty((n, self.d), dtype=np.float32)
+        latent = self.centres.shape[1]
+        for s in range(0, n, 100_000):  # in blocks: bounded temporary memory
+            m = min(100_000, n - s)
+            z = self.centres[rng.integers(len(self.centres), size=m)] + rng.normal(
+                scale=0.5, size=(m, latent)
+            )
+            out[s : s + m] = z.astype(np.float32) @ self.projection
+            out[s : s + m] += rng.normal(scale=0.05, size=(m, self.d)).astype(np.float32)
+        return l2_normalize(out)
 
 
 def encode_throughput(n: int, batch_size: int, rng: np.random.Generator) -> dict[str, Any]:
@@ -122,6 +138,7 @@ def main() -> None:
     p.add_argument("--latency-queries", type=int, default=200)
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--clusters", type=int, default=1000)
+    p.add_argument("--latent", type=int, default=32, help="intrinsic dimension of the synthetic vectors")
     p.add_argument("--hnsw-m", type=int, default=32)
     p.add_argument("--ef-construction", type=int, default=80)
     p.add_argument("--ef-search", type=int, nargs="+", default=[64, 128])
@@ -148,8 +165,9 @@ def main() -> None:
         print(f"encoding: {enc['texts_per_second']:.0f} texts/s ({enc['texts']} texts, batch 64)", flush=True)
         atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
     for n in args.sizes:
-        x = synthetic_vectors(n, args.dim, args.clusters, rng)
-        q = synthetic_vectors(args.queries, args.dim, args.clusters, np.random.default_rng(args.seed + 1))
+        gen = SyntheticEmbeddings(args.dim, args.clusters, args.latent, args.seed)
+        x = gen.sample(n, rng)
+        q = gen.sample(args.queries, np.random.default_rng(args.seed + 1))
         entry: dict[str, Any] = {"vectors": n, "dim": args.dim}
         t = time.perf_counter()
         flat = IndexFactory(kind="flat").build(x)
