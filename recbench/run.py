@@ -2,9 +2,14 @@
 
     python -m recbench.run model=sasrec data=amazon_beauty
     python -m recbench.run -m seed=0,1,2
+    python -m recbench.run data=esci_us_150 model=bm25 protocol=esci_rerank   # a search model
 
 Reads top to bottom: data and protocol -> model recipe -> trainer -> fit (epoch chosen on validation)
 -> validate and test the chosen checkpoint -> result row + predictions.
+
+Each model config says its task (``model.task``, ``next_item`` when absent). Search models (query ->
+ranked products) take their own, shorter pipeline: :func:`recbench.search.run.run_search`. Zero-shot
+models (``model.zero_shot: true``) skip fitting: the row reports 0 epochs and best_epoch 0.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig
 
+from recbench.data.dataset import SequenceDataset
 from recbench.results.builder import build_row, print_summary, write_predictions
 from recbench.results.schema import ResultRow, write_row
 from recbench.utils.callbacks import EpochTimer
@@ -34,12 +40,21 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> ResultRow:
     command that reproduces it (taken from Hydra when called through ``main``)."""
     if cfg.torch_threads:  # oversubscribed intra-op threads spin at barriers: several runs on 2 cores crawl
         torch.set_num_threads(cfg.torch_threads)
+    task = cfg.model.get("task", "next_item")
+    if task == "search":
+        from recbench.search.run import run_search
+
+        return run_search(cfg, overrides=overrides)
+    if task != "next_item":
+        raise ValueError(f"model={cfg.model.name}: model.task is {task!r}; expected next_item or search")
     L.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
     code_version = git_state()  # the code that runs is the code at start, whatever changes later
 
     # 1. Data, evaluation protocol, item tokenizer.
     dataset = instantiate(cfg.data)
+    if not isinstance(dataset, SequenceDataset):
+        raise TypeError(f"data={cfg.data.name} is not a sequence dataset; model={cfg.model.name} needs one")
     protocol = instantiate(cfg.protocol)
     split = protocol.split(dataset)
     datamodule = instantiate(cfg.datamodule)(dataset=dataset, split=split)
@@ -54,7 +69,10 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> ResultRow:
     )
 
     # 2. The recipe: network, loss, metrics, optimizer. Sizes known only now are passed here.
-    net = instantiate(cfg.model.net)(num_items=dataset.num_items)
+    net_inputs = {"num_items": dataset.num_items}
+    if cfg.model.get("uses_item_text", False):  # text models embed the items' text (e.g. text_zeroshot)
+        net_inputs["item_text"] = dataset.item_text
+    net = instantiate(cfg.model.net)(**net_inputs)
     module = instantiate(cfg.model.module)(
         net=net,
         loss=instantiate(cfg.loss),
@@ -71,8 +89,11 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> ResultRow:
 
     # 4. Fit, then evaluate the epoch selected on validation.
     started = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("resume_from"))
-    log.info("training finished in %.1f s", time.perf_counter() - started)
+    if cfg.model.get("zero_shot", False):
+        log.info("zero-shot model: nothing to train; evaluating as constructed (best_epoch 0)")
+    else:
+        trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("resume_from"))
+        log.info("training finished in %.1f s", time.perf_counter() - started)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     ckpt = best or None  # no checkpoint (e.g. zero epochs): evaluate the weights as they are
     trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt)
@@ -94,6 +115,7 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> ResultRow:
         predictions=predictions,
         git=code_version,
         overrides=overrides,
+        index=net.index_info() if hasattr(net, "index_info") else None,
     )
     if trainer.is_global_zero:
         write_row(row, out_dir / "result.json")
@@ -106,6 +128,8 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> ResultRow:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     row = run(cfg, overrides=list(HydraConfig.get().overrides.task))
+    if "val" not in row.metrics:  # search rows: zero-shot, no validation queries, nothing to optimise
+        return float("nan")
     return row.metrics["val"][cfg.monitor.removeprefix("val/")]  # what sweepers optimise: validation only
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
+from omegaconf import OmegaConf
 
 from .conftest import CONF_DIR
 
@@ -42,10 +44,22 @@ def test_every_option_composes(group, option, tmp_path):
     assert cfg.model.name and cfg.data.name
 
 
+def model_task(option: str) -> str:
+    """Each model config declares its task (``model.task``); next_item when it does not."""
+    cfg = OmegaConf.load(Path(CONF_DIR) / "model" / f"{option}.yaml")
+    return str(cfg.get("task", "next_item"))
+
+
 @pytest.mark.parametrize("option", options("model"))
-def test_every_model_instantiates(option, tmp_path):
-    cfg = compose_cfg([f"model={option}"], tmp_path)
-    net = instantiate(cfg.model.net)(num_items=50)
+def test_every_model_instantiates(option, tmp_path, embedding_cache):
+    cfg = compose_cfg([f"model={option}", f"paths.cache_dir={embedding_cache}"], tmp_path)
+    if model_task(option) == "search":  # a ranker: no net, no optimizer
+        assert hasattr(instantiate(cfg.model.ranker), "retrieve")
+        return
+    inputs: dict = {"num_items": 50}
+    if cfg.model.get("uses_item_text"):
+        inputs["item_text"] = pd.DataFrame({"title": [f"item {i}" for i in range(50)]})
+    net = instantiate(cfg.model.net)(**inputs)
     module = instantiate(cfg.model.module)(
         net=net,
         loss=instantiate(cfg.loss),
@@ -53,7 +67,16 @@ def test_every_model_instantiates(option, tmp_path):
         metrics=instantiate(cfg.metrics),
         mask_history=False,
     )
-    assert module.configure_optimizers() is not None
+    if cfg.model.get("zero_shot"):
+        assert module.configure_optimizers() is None and not list(module.parameters())
+    else:
+        assert module.configure_optimizers() is not None
+
+
+def test_search_data_configs_compose(tmp_path):
+    for option in ("esci_us_150", "esci_us_small_test", "search_synthetic"):
+        cfg = compose_cfg([f"data={option}", "model=bm25", "protocol=esci_rerank"], tmp_path)
+        assert cfg.data.name == option and cfg.model.task == "search"
 
 
 @pytest.mark.parametrize("group", ["loss", "metrics", "protocol", "tokenizer", "trainer"])

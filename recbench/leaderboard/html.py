@@ -9,7 +9,17 @@ import html
 import math
 from typing import Any
 
-from recbench.leaderboard.build import PRIMARY, Group, columns, describe, reference_table, short, table
+from recbench.leaderboard.build import (
+    PRIMARY,
+    Group,
+    columns,
+    describe,
+    reference_table,
+    search_describe,
+    search_table,
+    short,
+    table,
+)
 
 CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem;max-width:1400px;color:#222}
@@ -97,6 +107,14 @@ def scatter(groups: list[Group], width: int = 560, height: int = 320) -> str:
 def render_html(pages: list[tuple[str, str, list[Group], list[dict[str, Any]]]]) -> str:
     sections = []
     for benchmark, dataset, groups, references in pages:
+        if groups[0].rows[0].search is not None:
+            sections.append(
+                f'<section id="{html.escape(benchmark)}-{html.escape(dataset)}">'
+                f"<h2>{html.escape(dataset)} <small>({html.escape(benchmark)})</small></h2>"
+                f'<p class="note">{html.escape(search_describe(groups[0].rows[0]))}</p>'
+                f"{html_table(*search_table(groups))}</section>"
+            )
+            continue
         cols = columns([r for g in groups for r in g.rows])
         parts = [
             f'<section id="{html.escape(benchmark)}-{html.escape(dataset)}">',

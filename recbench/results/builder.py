@@ -118,6 +118,7 @@ def build_row(
     predictions: dict[str, Any] | None,
     git: dict[str, Any],
     overrides: list[str] | None,
+    index: dict[str, Any] | None = None,
 ) -> ResultRow:
     resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     assert isinstance(resolved, dict)
@@ -183,6 +184,7 @@ def build_row(
             command=reproduce_command(cfg, overrides),
             wandb=wandb_info(trainer),
             predictions=predictions,
+            index=index,
         )
     )
 

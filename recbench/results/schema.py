@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 SCHEMA_VERSION = "1"
 FLOAT_DIGITS = 8
@@ -35,7 +35,8 @@ class Protocol(Strict):
     version: str
     mask_history: bool
     max_history: int
-    ranking: Literal["full", "sampled"] = "full"
+    # "judged_list": search reranking of each query's judged products (ESCI task 1)
+    ranking: Literal["full", "sampled", "judged_list"] = "full"
     ties: str = "pessimistic: the target ranks after every item with an equal score"
     dropped_users: int = 0
 
@@ -100,6 +101,33 @@ class PredictionsInfo(Strict):
     cases: int
 
 
+class IndexInfo(Strict):
+    """The vector index items were ranked through (faiss), and, for an approximate one, its recall
+    against exact search on the same queries."""
+
+    kind: str  # "flat" (exact), "hnsw", "ivfpq"
+    params: dict[str, Any] = Field(default_factory=dict)
+    exact: bool
+    recall_vs_exact: dict[str, float] | None = None  # e.g. {"recall@10": 0.98}; None when exact
+
+
+class SearchInfo(Strict):
+    """What a search row's numbers depend on beyond the protocol: the gain map, what counts as relevant,
+    the corpus, and the query set."""
+
+    task: Literal["rerank", "retrieve"]
+    queries: int
+    judgements: int
+    corpus_size: int  # products that could be ranked (retrieve: all of them; rerank: the judged lists)
+    gains: dict[str, float]  # label -> gain used by nDCG, e.g. {"E": 1.0, "S": 0.1, "C": 0.01, "I": 0.0}
+    relevant_labels: list[str]  # labels counted as relevant by MRR and recall
+    depth: int | None = None  # products retrieved per query (retrieve)
+    query_seconds: float  # ranking every query (query encoding included)
+    queries_per_second: float
+    ranker: dict[str, Any] = Field(default_factory=dict)  # ranker settings (template, encoder, PCA, ...)
+    note: str | None = None  # e.g. "non-random subset: comparable only within this query set"
+
+
 class ResultRow(Strict):
     schema_version: Literal["1"] = "1"  # = SCHEMA_VERSION
     run_id: str
@@ -122,18 +150,28 @@ class ResultRow(Strict):
     command: str
     wandb: WandbInfo | None = None
     predictions: PredictionsInfo | None = None
+    index: IndexInfo | None = None  # set when items were ranked through a vector index
+    search: SearchInfo | None = None  # set by search rows (query -> ranked products)
 
     @field_validator("metrics")
     @classmethod
     def _check_metrics(cls, v: dict[str, dict[str, float]]) -> dict[str, dict[str, float]]:
-        for split in ("test", "val"):
-            if split not in v or not v[split]:
-                raise ValueError(f"metrics.{split} is required and must not be empty")
+        if "test" not in v or not v["test"]:
+            raise ValueError("metrics.test is required and must not be empty")
         for split, values in v.items():
             for name, x in values.items():
                 if not math.isfinite(x):
                     raise ValueError(f"metrics.{split}.{name} is not finite: {x}")
         return v
+
+    @model_validator(mode="after")
+    def _check_val(self) -> ResultRow:
+        # Trained models select on validation, so their rows must show it. Zero-shot search has nothing
+        # to select and no validation queries (the 150-query ESCI set has none): only search rows may
+        # omit it.
+        if self.search is None and not self.metrics.get("val"):
+            raise ValueError("metrics.val is required (and must not be empty) except in search rows")
+        return self
 
 
 def _round(obj: Any) -> Any:

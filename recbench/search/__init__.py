@@ -1,0 +1,1 @@
+"""Product search (query -> ranked products): rankers, protocols and the run pipeline."""
