@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import hydra
 import lightning as L
@@ -25,6 +26,15 @@ from recbench.utils.callbacks import EpochTimer
 log = logging.getLogger(__name__)
 
 
+def generative_inputs(tokenizer: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(net kwargs, recipe kwargs) of a generative model: codebook sizes; item codes and how many of
+    their levels are semantic (the rest de-duplicate)."""
+    return {"code_sizes": tokenizer.code_sizes}, {
+        "item_codes": tokenizer.codes(),
+        "semantic_levels": tokenizer.semantic_levels,
+    }
+
+
 def run(cfg: DictConfig) -> ResultRow:
     L.seed_everything(cfg.seed, workers=True)
     out_dir = Path(cfg.paths.output_dir)
@@ -34,7 +44,7 @@ def run(cfg: DictConfig) -> ResultRow:
     protocol = instantiate(cfg.protocol)
     split = protocol.split(dataset)
     datamodule = instantiate(cfg.datamodule)(dataset=dataset, split=split)
-    tokenizer = instantiate(cfg.tokenizer).fit(dataset.num_items)
+    tokenizer = instantiate(cfg.tokenizer).fit(dataset)
     log.info(
         "%s: %d users, %d items, %d interactions; %d training targets",
         dataset.name,
@@ -45,13 +55,16 @@ def run(cfg: DictConfig) -> ResultRow:
     )
 
     # 2. The recipe: network, loss, metrics, optimizer. Sizes known only now are passed here.
-    net = instantiate(cfg.model.net)(num_items=dataset.num_items)
+    # Generative (semantic-ID) models take their vocabulary and targets from the tokenizer.
+    net_sizes, recipe_inputs = generative_inputs(tokenizer) if cfg.model.get("generative") else ({}, {})
+    net = instantiate(cfg.model.net)(num_items=dataset.num_items, **net_sizes)
     module = instantiate(cfg.model.module)(
         net=net,
         loss=instantiate(cfg.loss),
         optimizer=instantiate(cfg.model.optimizer),
         metrics=instantiate(cfg.metrics),
         mask_history=protocol.mask_history,
+        **recipe_inputs,
     )
 
     # 3. Trainer: checkpoint and early stopping watch validation only, never test.

@@ -22,7 +22,6 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from recbench.data.dataset import SequenceDataset, sha256_file
 from recbench.data.protocol import Split
-from recbench.lit.next_item import NextItemModule
 from recbench.results.schema import ResultRow
 from recbench.utils.callbacks import EpochTimer
 from recbench.utils.environment import git_state, hardware, package_versions, peak_memory_mb
@@ -63,7 +62,7 @@ def reproduce_command(cfg: DictConfig) -> str:
     return " ".join(["python -m recbench.run", *overrides])
 
 
-def write_predictions(module: NextItemModule, dataset: SequenceDataset, path: Path) -> dict[str, Any]:
+def write_predictions(module: Any, dataset: SequenceDataset, path: Path) -> dict[str, Any]:
     """Top-K items and scores per test user, the target and its rank both ways, as parquet."""
     p = module.predictions
     users = p["users"]
@@ -116,7 +115,7 @@ def build_row(
     split: Split,
     protocol: Any,
     tokenizer: Any,
-    module: NextItemModule,
+    module: Any,  # NextItemModule or GenerativeModule: results, predictions, eval_seconds, metrics
     trainer: L.Trainer,
     timer: EpochTimer,
     predictions: dict[str, Any] | None,
@@ -185,6 +184,7 @@ def build_row(
             command=reproduce_command(cfg),
             wandb=wandb_info(trainer),
             predictions=predictions,
+            item_tokenizer=tokenizer.describe() if hasattr(tokenizer, "describe") else None,
         )
     )
 

@@ -122,6 +122,9 @@ class ResultRow(Strict):
     command: str
     wandb: WandbInfo | None = None
     predictions: PredictionsInfo | None = None
+    # the item tokenizer: name, parameters, text encoder and template, semantic-ID health (optional:
+    # rows written before it existed stay valid)
+    item_tokenizer: dict[str, Any] | None = None
 
     @field_validator("metrics")
     @classmethod
