@@ -9,6 +9,10 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
+from recbench.data.dataset import SequenceDataset
+from recbench.run import generative_inputs
+from recbench.tokenizers.random_ids import RandomIdTokenizer
+
 from .conftest import CONF_DIR
 
 GROUPS = [
@@ -45,13 +49,20 @@ def test_every_option_composes(group, option, tmp_path):
 @pytest.mark.parametrize("option", options("model"))
 def test_every_model_instantiates(option, tmp_path):
     cfg = compose_cfg([f"model={option}"], tmp_path)
-    net = instantiate(cfg.model.net)(num_items=50)
+    # Generative models also take their vocabulary and item codes from a fitted tokenizer (run.py does
+    # the same through generative_inputs); random codes stand in here.
+    net_sizes, recipe_inputs = ({}, {})
+    if cfg.model.get("generative"):
+        dataset = SequenceDataset.from_sequences("t", [("u", [f"i{i}" for i in range(50)])])
+        net_sizes, recipe_inputs = generative_inputs(RandomIdTokenizer(codebook_size=8).fit(dataset))
+    net = instantiate(cfg.model.net)(num_items=50, **net_sizes)
     module = instantiate(cfg.model.module)(
         net=net,
         loss=instantiate(cfg.loss),
         optimizer=instantiate(cfg.model.optimizer),
         metrics=instantiate(cfg.metrics),
         mask_history=False,
+        **recipe_inputs,
     )
     assert module.configure_optimizers() is not None
 
