@@ -11,6 +11,7 @@ Evaluation batches are those of :class:`SequentialDataModule`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -45,7 +46,7 @@ class PrefixDataModule(SequentialDataModule):
     ``starts``/``sizes`` are reused by the bucketing sampler: ``sizes`` = history length of each sample.
     """
 
-    def __init__(self, *args, **kwargs) -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.sample_users, self.sample_pos, self.sizes = prefix_samples(
             self.ds.offsets, self.split.train_end, self.max_len

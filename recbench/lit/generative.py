@@ -83,6 +83,7 @@ class GenerativeModule(L.LightningModule):
         codes = np.asarray(item_codes, dtype=np.int64)
         if codes.shape[1] != net.num_levels:
             raise ValueError(f"item codes have {codes.shape[1]} levels, the network {net.num_levels}")
+        self.item_codes: torch.Tensor
         self.register_buffer("item_codes", torch.from_numpy(codes), persistent=False)
         self.tables = PrefixTables(codes, net.code_sizes)
         self.semantic_levels = semantic_levels

@@ -20,6 +20,7 @@ Paper sizes (defaults): 4 encoder + 4 decoder layers, d_model 128, 6 heads x 64,
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -64,7 +65,8 @@ class TIGER(nn.Module):
         self.level_offsets = offsets[:-1]  # first token of each level
         self.user_offset = offsets[-1]
         self.vocab_size = self.user_offset + num_user_tokens
-        self.config = T5Config(
+        # T5Config takes the generation/tying settings through **kwargs, which its stubs do not declare
+        self.config = T5Config(  # type: ignore[call-arg]
             vocab_size=self.vocab_size,
             d_model=d_model,
             d_kv=d_kv,
@@ -164,7 +166,7 @@ class IncrementalDecoder:
     def __init__(self, net: TIGER, encoder_states: torch.Tensor, attention_mask: torch.Tensor) -> None:
         self.t5 = net.t5
         dec = net.t5.decoder
-        self.blocks = list(dec.block)
+        self.blocks: list[Any] = list(dec.block)  # T5Block: layer[0] self-, [1] cross-attention, [2] FF
         self.h, self.dk = net.config.num_heads, net.config.d_kv
         self.scale_out = net.config.d_model**-0.5 if net.config.scale_decoder_outputs else 1.0
         # additive mask over encoder positions: (B, 1, 1, S)

@@ -72,19 +72,19 @@ def code_health(codes: np.ndarray, code_sizes: list[int], semantic_levels: int) 
         )
     max_per_prefix = []
     for length in range(1, codes.shape[1] + 1):
-        _, counts = np.unique(codes[:, :length], axis=0, return_counts=True)
-        max_per_prefix.append(int(counts.max()))
-    _, inverse, counts = np.unique(
+        _, prefix_counts = np.unique(codes[:, :length], axis=0, return_counts=True)
+        max_per_prefix.append(int(prefix_counts.max()))
+    _, inverse, tuple_counts = np.unique(
         codes[:, :semantic_levels], axis=0, return_inverse=True, return_counts=True
     )
-    shared = counts[inverse.reshape(-1)] > 1
+    shared = tuple_counts[inverse.reshape(-1)] > 1
     return {
         "items": n,
         "levels": levels,
         "semantic_levels": semantic_levels,
-        "unique_semantic_tuples": len(counts),
+        "unique_semantic_tuples": len(tuple_counts),
         "collision_rate": float(shared.mean()),  # share of items whose semantic tuple is not unique
-        "max_items_per_tuple": int(counts.max()),
+        "max_items_per_tuple": int(tuple_counts.max()),
         "max_items_per_prefix": max_per_prefix,  # prefix length 1, 2, …, L
         "unique_after_dedup": bool(len(np.unique(codes, axis=0)) == n),
     }
