@@ -21,6 +21,7 @@ Diagnostics stored beside the headline numbers, for the same decoded lists:
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -37,6 +38,8 @@ from recbench.data.prefixes import PrefixBatch
 from recbench.decoding.constrained import PrefixTables, constrained_beam_search
 from recbench.metrics.ranking import RankMetric, compute
 from recbench.models.tiger import PAD, TIGER, IncrementalDecoder
+
+log = logging.getLogger(__name__)
 
 
 def ranks_in_list(top_items: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
@@ -89,6 +92,7 @@ class GenerativeModule(L.LightningModule):
         self.semantic_levels = semantic_levels
         self.beam_size, self.top_k, self.warmup_steps = beam_size, top_k, warmup_steps
         self.predictions_k = min(predictions_k, top_k)
+        self.progress_every = 50
         self._outputs: dict[str, list[torch.Tensor]] = {}
         self.results: dict[str, dict[str, float]] = {}
         self.predictions: dict[str, np.ndarray] = {}
@@ -108,6 +112,8 @@ class GenerativeModule(L.LightningModule):
         targets = self.net.code_tokens(target_codes)
         loss = self.loss(states.flatten(0, 1), targets.flatten(), self.net.output_embeddings())
         self.log("train/loss", loss, prog_bar=True, batch_size=len(targets))
+        if batch_idx % self.progress_every == 0:  # long CPU epochs: a timestamped trace of progress
+            log.info("epoch %d batch %d: loss %.4f", self.current_epoch, batch_idx, float(loss.detach()))
         return loss
 
     def configure_optimizers(self) -> Any:
@@ -161,7 +167,9 @@ class GenerativeModule(L.LightningModule):
         return out
 
     # ---- evaluation -----------------------------------------------------------------------------
-    def _eval_step(self, batch: EvalBatch, stage: str) -> None:
+    def _eval_step(self, batch: EvalBatch, stage: str, batch_idx: int = 0) -> None:
+        if batch_idx % 20 == 0:
+            log.info("%s: decoding batch %d", stage, batch_idx)
         top_items, top_scores = self.retrieve(batch.users, batch.inputs)  # (B, K)
         # history post-filter: past items leave the list, later items move up
         match = top_items[batch.history_rows] == batch.history_items[:, None]  # (H, K)
@@ -218,7 +226,7 @@ class GenerativeModule(L.LightningModule):
         self._start("val")
 
     def validation_step(self, batch: EvalBatch, batch_idx: int) -> None:
-        self._eval_step(batch, "val")
+        self._eval_step(batch, "val", batch_idx)
 
     def on_validation_epoch_end(self) -> None:
         self._finish("val")
@@ -227,7 +235,7 @@ class GenerativeModule(L.LightningModule):
         self._start("test")
 
     def test_step(self, batch: EvalBatch, batch_idx: int) -> None:
-        self._eval_step(batch, "test")
+        self._eval_step(batch, "test", batch_idx)
 
     def on_test_epoch_end(self) -> None:
         self._finish("test")
