@@ -190,7 +190,8 @@ def build_row(
 
 
 def print_summary(row: ResultRow, path: Path) -> None:
-    splits = [s for s in ("val", "test", "test_history_masked", "test_history_unmasked") if s in row.metrics]
+    shown = ("val", "test", "test_history_masked", "test_history_unmasked", "test_tuple_level")
+    splits = [s for s in shown if s in row.metrics]
     keys = list(row.metrics["test"])
     width = max(len(s) for s in splits)
     lines = [f"\n{row.model.label} on {row.dataset.name} (seed {row.seed}, best epoch {row.cost.best_epoch})"]
