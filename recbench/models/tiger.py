@@ -85,6 +85,11 @@ class TIGER(nn.Module):
         self.t5 = T5ForConditionalGeneration(self.config)
 
     @property
+    def scales_decoder_outputs(self) -> bool:
+        """T5 multiplies decoder outputs by d_model^-0.5 before a tied output projection."""
+        return bool(getattr(self.config, "scale_decoder_outputs", self.config.tie_word_embeddings))
+
+    @property
     def num_levels(self) -> int:
         return len(self.code_sizes)
 
@@ -143,7 +148,7 @@ class TIGER(nn.Module):
             encoder_hidden_states=self.encode(input_ids, attention_mask),
             encoder_attention_mask=attention_mask,
         ).last_hidden_state
-        if self.config.scale_decoder_outputs:  # T5 scales before the tied output projection
+        if self.scales_decoder_outputs:  # T5 scales before the tied output projection
             states = states * self.config.d_model**-0.5
         return states
 
@@ -168,7 +173,7 @@ class IncrementalDecoder:
         dec = net.t5.decoder
         self.blocks: list[Any] = list(dec.block)  # T5Block: layer[0] self-, [1] cross-attention, [2] FF
         self.h, self.dk = net.config.num_heads, net.config.d_kv
-        self.scale_out = net.config.d_model**-0.5 if net.config.scale_decoder_outputs else 1.0
+        self.scale_out = net.config.d_model**-0.5 if net.scales_decoder_outputs else 1.0
         # additive mask over encoder positions: (B, 1, 1, S)
         neg = torch.finfo(encoder_states.dtype).min
         self.enc_bias = ((1.0 - attention_mask[:, None, None, :].to(encoder_states.dtype)) * neg).contiguous()
@@ -195,9 +200,14 @@ class IncrementalDecoder:
             ]
         t = self.step
         x = self.t5.decoder.embed_tokens(tokens[:, :, -1])  # (B, W, D)
-        first = self.blocks[0].layer[0].SelfAttention
-        pos_bias = first.compute_bias(1, t + 1, device=x.device, past_seen_tokens=t)  # (1, H, 1, t+1)
-        pos_bias = pos_bias[:, None]  # (1, 1, H, 1, t+1) broadcast over (B, W)
+        first = self.blocks[0].layer[0].SelfAttention  # holds the relative position bias of all layers
+        buckets = first._relative_position_bucket(
+            torch.arange(t + 1, device=x.device) - t,  # key position - query position
+            bidirectional=False,
+            num_buckets=first.relative_attention_num_buckets,
+            max_distance=first.relative_attention_max_distance,
+        )
+        pos_bias = first.relative_attention_bias(buckets).T[:, None, :]  # (H, 1, t+1), broadcast over (B, W)
         new_cache = []
         for i, block in enumerate(self.blocks):
             sa = block.layer[0]
