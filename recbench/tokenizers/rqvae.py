@@ -162,7 +162,7 @@ class RQVAETokenizer(SemanticIdTokenizer):
                             pick = torch.randint(len(residuals[level]), (len(dead),), generator=gen)
                             net.codebooks[level, dead] = residuals[level][pick]
                             resets += len(dead)
-            if epoch % 50 == 0 or epoch == self.epochs - 1:
+            if epoch % 10 == 0 or epoch == self.epochs - 1:
                 log.info(
                     "rqvae epoch %d: loss %.5f, used codes %s", epoch, total / len(x), used.sum(1).tolist()
                 )
