@@ -93,7 +93,7 @@ class RQVAETokenizer(SemanticIdTokenizer):
         self,
         hidden: Sequence[int] = (512, 256, 128),
         latent_dim: int = 32,
-        epochs: int = 300,
+        epochs: int = 100,
         batch_size: int = 1024,
         lr: float = 1e-3,
         beta: float = 0.25,
