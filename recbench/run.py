@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from typing import Any
 
 import hydra
 import lightning as L
@@ -33,6 +34,15 @@ from recbench.utils.callbacks import EpochTimer
 from recbench.utils.environment import git_state
 
 log = logging.getLogger(__name__)
+
+
+def generative_inputs(tokenizer: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(net kwargs, recipe kwargs) of a generative model: codebook sizes; item codes and how many of
+    their levels are semantic (the rest de-duplicate)."""
+    return {"code_sizes": tokenizer.code_sizes}, {
+        "item_codes": tokenizer.codes(),
+        "semantic_levels": tokenizer.semantic_levels,
+    }
 
 
 def run(cfg: DictConfig, overrides: list[str] | None = None) -> ResultRow:
@@ -58,7 +68,7 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> ResultRow:
     protocol = instantiate(cfg.protocol)
     split = protocol.split(dataset)
     datamodule = instantiate(cfg.datamodule)(dataset=dataset, split=split)
-    tokenizer = instantiate(cfg.tokenizer).fit(dataset.num_items)
+    tokenizer = instantiate(cfg.tokenizer).fit(dataset)
     log.info(
         "%s: %d users, %d items, %d interactions; %d training targets",
         dataset.name,
@@ -69,16 +79,19 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> ResultRow:
     )
 
     # 2. The recipe: network, loss, metrics, optimizer. Sizes known only now are passed here.
-    net_inputs = {"num_items": dataset.num_items}
+    net_inputs: dict[str, Any] = {"num_items": dataset.num_items}
     if cfg.model.get("uses_item_text", False):  # text models embed the items' text (e.g. text_zeroshot)
         net_inputs["item_text"] = dataset.item_text
-    net = instantiate(cfg.model.net)(**net_inputs)
+    # Generative (semantic-ID) models take their vocabulary and targets from the tokenizer.
+    net_sizes, recipe_inputs = generative_inputs(tokenizer) if cfg.model.get("generative") else ({}, {})
+    net = instantiate(cfg.model.net)(**net_inputs, **net_sizes)
     module = instantiate(cfg.model.module)(
         net=net,
         loss=instantiate(cfg.loss),
         optimizer=instantiate(cfg.model.optimizer),
         metrics=instantiate(cfg.metrics),
         mask_history=protocol.mask_history,
+        **recipe_inputs,
     )
 
     # 3. Trainer: checkpoint and early stopping watch validation only, never test.

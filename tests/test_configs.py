@@ -11,6 +11,10 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+from recbench.data.dataset import SequenceDataset
+from recbench.run import generative_inputs
+from recbench.tokenizers.random_ids import RandomIdTokenizer
+
 from .conftest import CONF_DIR
 
 GROUPS = [
@@ -59,6 +63,13 @@ def test_every_model_instantiates(option, tmp_path, embedding_cache):
     inputs: dict = {"num_items": 50}
     if cfg.model.get("uses_item_text"):
         inputs["item_text"] = pd.DataFrame({"title": [f"item {i}" for i in range(50)]})
+    # Generative models also take their vocabulary and item codes from a fitted tokenizer (run.py does
+    # the same through generative_inputs); random codes stand in here.
+    recipe_inputs: dict = {}
+    if cfg.model.get("generative"):
+        dataset = SequenceDataset.from_sequences("t", [("u", [f"i{i}" for i in range(50)])])
+        net_sizes, recipe_inputs = generative_inputs(RandomIdTokenizer(codebook_size=8).fit(dataset))
+        inputs |= net_sizes
     net = instantiate(cfg.model.net)(**inputs)
     module = instantiate(cfg.model.module)(
         net=net,
@@ -66,6 +77,7 @@ def test_every_model_instantiates(option, tmp_path, embedding_cache):
         optimizer=instantiate(cfg.model.optimizer),
         metrics=instantiate(cfg.metrics),
         mask_history=False,
+        **recipe_inputs,
     )
     if cfg.model.get("zero_shot"):
         assert module.configure_optimizers() is None and not list(module.parameters())

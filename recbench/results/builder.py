@@ -22,7 +22,6 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from recbench.data.dataset import SequenceDataset, sha256_file
 from recbench.data.protocol import Split
-from recbench.lit.next_item import NextItemModule
 from recbench.results.schema import ResultRow
 from recbench.utils.callbacks import EpochTimer
 from recbench.utils.environment import hardware, package_versions, peak_memory_mb
@@ -59,7 +58,7 @@ def reproduce_command(cfg: DictConfig, overrides: list[str] | None) -> str:
     return " ".join(["python -m recbench.run", *args])
 
 
-def write_predictions(module: NextItemModule, dataset: SequenceDataset, path: Path) -> dict[str, Any]:
+def write_predictions(module: Any, dataset: SequenceDataset, path: Path) -> dict[str, Any]:
     """Top-K items and scores per test user, the target and its rank both ways, as parquet."""
     p = module.predictions
     users = p["users"]
@@ -112,7 +111,7 @@ def build_row(
     split: Split,
     protocol: Any,
     tokenizer: Any,
-    module: NextItemModule,
+    module: Any,  # NextItemModule or GenerativeModule: results, predictions, eval_seconds, metrics
     trainer: L.Trainer,
     timer: EpochTimer,
     predictions: dict[str, Any] | None,
@@ -185,12 +184,14 @@ def build_row(
             wandb=wandb_info(trainer),
             predictions=predictions,
             index=index,
+            item_tokenizer=tokenizer.describe() if hasattr(tokenizer, "describe") else None,
         )
     )
 
 
 def print_summary(row: ResultRow, path: Path) -> None:
-    splits = [s for s in ("val", "test", "test_history_masked", "test_history_unmasked") if s in row.metrics]
+    shown = ("val", "test", "test_history_masked", "test_history_unmasked", "test_tuple_level")
+    splits = [s for s in shown if s in row.metrics]
     keys = list(row.metrics["test"])
     width = max(len(s) for s in splits)
     lines = [f"\n{row.model.label} on {row.dataset.name} (seed {row.seed}, best epoch {row.cost.best_epoch})"]

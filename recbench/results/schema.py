@@ -152,6 +152,9 @@ class ResultRow(Strict):
     predictions: PredictionsInfo | None = None
     index: IndexInfo | None = None  # set when items were ranked through a vector index
     search: SearchInfo | None = None  # set by search rows (query -> ranked products)
+    # the item tokenizer: name, parameters, text encoder and template, semantic-ID health (optional:
+    # rows written before it existed stay valid)
+    item_tokenizer: dict[str, Any] | None = None
 
     @field_validator("metrics")
     @classmethod
