@@ -67,3 +67,106 @@ class LeaveOneOut:
 
     def describe(self) -> dict[str, object]:
         return {"name": self.name, "version": self.version, "mask_history": self.mask_history}
+
+
+class GlobalTemporal:
+    """One global timeline for all users: interactions before ``val_start`` train, the first interaction
+    of each user in ``[val_start, test_start)`` is that user's validation target and the first at or after
+    ``test_start`` their test target; each target's history is everything the user did before it.
+
+    This is the split that prevents training on the future of evaluation cases (Ji et al., "A critical
+    study on data leakage in recommender system offline evaluation", ACM TOIS 2023; Sun, "Take a fresh
+    look at recommender systems from an evaluation standpoint", SIGIR 2023), and the one Amazon Reviews
+    2023 publishes its timestamp splits with (Hou et al. 2024). Leave-one-out, by contrast, lets a user's
+    test item predate other users' training items.
+
+    Cut points are absolute unix seconds (``val_start``/``test_start``) or, when those are null,
+    quantiles of all interaction times (default: the last 10 % of the timeline is test, the 10 % before
+    it validation). ``use_official_split`` takes the cut points the dataset's publisher used
+    (``meta["official_split"]``, Amazon 2023) when the dataset has them.
+
+    Evaluation cases need at least one earlier interaction (a model cannot rank from nothing); only the
+    first interaction per user and period is a case, so the ``Split`` has one case per user per period,
+    like leave-one-out. Later interactions in a period are history for nothing and targets for nothing.
+    Needs timestamps: order-only datasets (the P5 form, ML-1M sequences) are an error.
+    """
+
+    name = "global_temporal"
+    version = "1"
+
+    def __init__(
+        self,
+        val_start: int | None = None,
+        test_start: int | None = None,
+        val_quantile: float = 0.8,
+        test_quantile: float = 0.9,
+        use_official_split: bool = True,
+        mask_history: bool = False,
+    ) -> None:
+        if not 0.0 < val_quantile <= test_quantile < 1.0:
+            raise ValueError(f"need 0 < val_quantile <= test_quantile < 1, got {val_quantile}, {test_quantile}")
+        self.val_start, self.test_start = val_start, test_start
+        self.val_quantile, self.test_quantile = val_quantile, test_quantile
+        self.use_official_split = use_official_split
+        self.mask_history = mask_history
+        self.cuts: dict[str, object] = {}
+
+    def cut_points(self, ds: SequenceDataset) -> tuple[int, int, str]:
+        assert ds.timestamps is not None
+        official = ds.meta.get("official_split") if self.use_official_split else None
+        if self.val_start is not None and self.test_start is not None:
+            return int(self.val_start), int(self.test_start), "absolute"
+        if official and self.val_start is None and self.test_start is None:
+            return int(official["val_start"]), int(official["test_start"]), "official"
+        v, t = np.quantile(ds.timestamps, [self.val_quantile, self.test_quantile], method="lower")
+        val_start = int(self.val_start) if self.val_start is not None else int(v)
+        test_start = int(self.test_start) if self.test_start is not None else int(t)
+        return val_start, test_start, "quantile"
+
+    def split(self, ds: SequenceDataset) -> Split:
+        if ds.timestamps is None:
+            raise ValueError(
+                f"protocol global_temporal needs interaction timestamps, and dataset {ds.name!r} "
+                f"(source {ds.meta.get('source', '?')}) has only their order; use protocol=leave_one_out "
+                "or a source with timestamps (the official raw files, e.g. data=amazon_beauty_raw)"
+            )
+        val_start, test_start, how = self.cut_points(ds)
+        if val_start > test_start:
+            raise ValueError(f"global_temporal: val_start {val_start} is after test_start {test_start}")
+        ts, offsets = np.asarray(ds.timestamps, dtype=np.int64), ds.offsets
+        lengths = ds.lengths()
+        user_of = np.repeat(np.arange(ds.num_users), lengths)
+        pos = np.arange(len(ts))
+        if np.any((np.diff(ts) < 0) & (user_of[1:] == user_of[:-1])):
+            raise ValueError(f"dataset {ds.name!r}: timestamps are not chronological within users")
+        # First position at or after a cut, per user (sequences are sorted by time).
+        after_val = np.where(ts >= val_start, pos, np.iinfo(np.int64).max)
+        after_test = np.where(ts >= test_start, pos, np.iinfo(np.int64).max)
+        first_val = np.minimum.reduceat(after_val, offsets[:-1]) if len(ts) else after_val
+        first_test = np.minimum.reduceat(after_test, offsets[:-1]) if len(ts) else after_test
+        ends = offsets[1:]
+        empty = lengths == 0
+        first_val = np.where(empty | (first_val >= ends), ends, first_val)
+        first_test = np.where(empty | (first_test >= ends), ends, first_test)
+        train_end = first_val  # training targets are strictly before val_start
+        has_val = (first_val < first_test) & (first_val > offsets[:-1])
+        has_test = (first_test < ends) & (first_test > offsets[:-1])
+        val_users = np.flatnonzero(has_val).astype(np.int64)
+        test_users = np.flatnonzero(has_test).astype(np.int64)
+        self.cuts = {"val_start": val_start, "test_start": test_start, "from": how}
+        return Split(
+            train_end=train_end.astype(np.int64),
+            val=EvalCases(users=val_users, target_pos=first_val[val_users].astype(np.int64)),
+            test=EvalCases(users=test_users, target_pos=first_test[test_users].astype(np.int64)),
+            dropped_users=int((~(has_val | has_test)).sum()),
+        )
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "mask_history": self.mask_history,
+            **({"cuts": self.cuts} if self.cuts else {}),
+            "val_quantile": self.val_quantile,
+            "test_quantile": self.test_quantile,
+        }
