@@ -21,6 +21,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import polars as pl
 
@@ -161,6 +162,8 @@ class Amazon2023Source:
 
 
 def _text(field: str, value: object) -> str:
+    if isinstance(value, np.ndarray):  # list columns arrive as arrays from Arrow
+        value = value.tolist()
     if value is None:
         return ""
     if field == "categories" and isinstance(value, list | tuple):
