@@ -85,9 +85,10 @@ class GlobalTemporal:
     it validation). ``use_official_split`` takes the cut points the dataset's publisher used
     (``meta["official_split"]``, Amazon 2023) when the dataset has them.
 
-    Evaluation cases need at least one earlier interaction (a model cannot rank from nothing); only the
-    first interaction per user and period is a case, so the ``Split`` has one case per user per period,
-    like leave-one-out. Later interactions in a period are history for nothing and targets for nothing.
+    A case is a user's first interaction in the period that has at least one earlier interaction (a
+    model cannot rank from nothing): one case per user and period, the ``Split`` structure of
+    leave-one-out (the evaluation loop keeps one case per user). Later interactions of a period are
+    neither targets nor training data; validation-period items are history for the test case.
     Needs timestamps: order-only datasets (the P5 form, ML-1M sequences) are an error.
     """
 
@@ -139,25 +140,30 @@ class GlobalTemporal:
         pos = np.arange(len(ts))
         if np.any((np.diff(ts) < 0) & (user_of[1:] == user_of[:-1])):
             raise ValueError(f"dataset {ds.name!r}: timestamps are not chronological within users")
-        # First position at or after a cut, per user (sequences are sorted by time).
-        after_val = np.where(ts >= val_start, pos, np.iinfo(np.int64).max)
-        after_test = np.where(ts >= test_start, pos, np.iinfo(np.int64).max)
-        first_val = np.minimum.reduceat(after_val, offsets[:-1]) if len(ts) else after_val
-        first_test = np.minimum.reduceat(after_test, offsets[:-1]) if len(ts) else after_test
-        ends = offsets[1:]
-        empty = lengths == 0
-        first_val = np.where(empty | (first_val >= ends), ends, first_val)
-        first_test = np.where(empty | (first_test >= ends), ends, first_test)
-        train_end = first_val  # training targets are strictly before val_start
-        has_val = (first_val < first_test) & (first_val > offsets[:-1])
-        has_test = (first_test < ends) & (first_test > offsets[:-1])
+        big = np.iinfo(np.int64).max
+        starts = offsets[:-1]
+        has_history = pos > np.repeat(starts, lengths)
+
+        def first(mask: np.ndarray) -> np.ndarray:  # per user: first flat position where mask holds
+            cand = np.where(mask, pos, big)
+            out = np.full(ds.num_users, big, dtype=np.int64)
+            nonempty = lengths > 0
+            if len(ts):
+                out[nonempty] = np.minimum.reduceat(cand, starts[nonempty])
+            return out
+
+        in_val = (ts >= val_start) & (ts < test_start)
+        train_end = np.minimum(first(ts >= val_start), offsets[1:])  # training is strictly before val_start
+        val_pos = first(in_val & has_history)
+        test_pos = first((ts >= test_start) & has_history)
+        has_val, has_test = val_pos < big, test_pos < big
         val_users = np.flatnonzero(has_val).astype(np.int64)
         test_users = np.flatnonzero(has_test).astype(np.int64)
         self.cuts = {"val_start": val_start, "test_start": test_start, "from": how}
         return Split(
             train_end=train_end.astype(np.int64),
-            val=EvalCases(users=val_users, target_pos=first_val[val_users].astype(np.int64)),
-            test=EvalCases(users=test_users, target_pos=first_test[test_users].astype(np.int64)),
+            val=EvalCases(users=val_users, target_pos=val_pos[val_users]),
+            test=EvalCases(users=test_users, target_pos=test_pos[test_users]),
             dropped_users=int((~(has_val | has_test)).sum()),
         )
 
