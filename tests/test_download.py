@@ -87,7 +87,9 @@ SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
 
 def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.rglob("*") if p.suffix in (".part",) or p.name.startswith(".extract"))
+    return sorted(
+        p.name for p in folder.rglob("*") if p.suffix in (".part",) or p.name.startswith(".extract")
+    )
 
 
 def test_download_verifies_and_renames(server, tmp_path):
@@ -109,7 +111,9 @@ def test_md5_pins_work_too(server, tmp_path):
 def test_checksum_mismatch_leaves_nothing(server, tmp_path):
     url, b = server
     b.files["f.bin"] = PAYLOAD
-    with pytest.raises(DownloadError, match=r"f.bin: downloaded 1,048,576 bytes whose sha256 is .* expected 00ff"):
+    with pytest.raises(
+        DownloadError, match=r"f.bin: downloaded 1,048,576 bytes whose sha256 is .* expected 00ff"
+    ):
         fetch(RemoteFile(f"{url}/f.bin", "f.bin", "sha256:00ff"), tmp_path)
     assert [p.name for p in tmp_path.iterdir()] == ["f.bin.lock"]
 
@@ -168,8 +172,12 @@ def test_source_downloads_extracts_and_loads(server, tmp_path):
     url, b = server
     b.files["ml-1m.zip"], md5 = ml1m_zip()
     remote = RemoteFile(f"{url}/ml-1m.zip", "ml-1m.zip", f"md5:{md5}", extract=True)
-    src = MovieLens1MSource(str(tmp_path / "data"), "ml-1m/ratings.dat", "ml-1m/movies.dat", downloads=[remote])
-    ds = load_dataset("ml", src, cache_dir=tmp_path / "cache", expected_stats={"users": 2, "interactions": 11})
+    src = MovieLens1MSource(
+        str(tmp_path / "data"), "ml-1m/ratings.dat", "ml-1m/movies.dat", downloads=[remote]
+    )
+    ds = load_dataset(
+        "ml", src, cache_dir=tmp_path / "cache", expected_stats={"users": 2, "interactions": 11}
+    )
     assert ds.item_text["title"].str.len().gt(0).all()
     assert leftovers(tmp_path) == []
     load_dataset("ml", src, cache_dir=tmp_path / "cache")  # files present: nothing fetched again
@@ -185,7 +193,10 @@ def test_zip_members_cannot_escape_the_folder(server, tmp_path):
         z.writestr("../evil.txt", "x")
     b.files["evil.zip"] = buf.getvalue()
     src = MovieLens1MSource(
-        str(tmp_path / "data"), "ml-1m/ratings.dat", None, downloads=[RemoteFile(f"{url}/evil.zip", "evil.zip", None, True)]
+        str(tmp_path / "data"),
+        "ml-1m/ratings.dat",
+        None,
+        downloads=[RemoteFile(f"{url}/evil.zip", "evil.zip", None, True)],
     )
     with pytest.raises(DownloadError, match=r"would be written outside"):
         src.files()

@@ -96,5 +96,7 @@ def test_ml_1m_sequences_hold_exactly_the_ratings_file_pairs(real_data_dir, tmp_
     pairs = pq.read_table(root / "ratings_user_movie_only.parquet").to_pandas()
     users = np.repeat(ds.user_ids, ds.lengths()).astype(np.int64)
     ours = np.sort(users * 100_000 + ds.item_ids[ds.items].astype(np.int64))
-    theirs = np.sort(pairs["userID"].astype(np.int64).to_numpy() * 100_000 + pairs["movieID"].astype(np.int64).to_numpy())
+    theirs = np.sort(
+        pairs["userID"].astype(np.int64).to_numpy() * 100_000 + pairs["movieID"].astype(np.int64).to_numpy()
+    )
     assert np.array_equal(ours, theirs)

@@ -89,11 +89,16 @@ def test_amazon_review_errors_name_file_line_and_field(tmp_path, caplog):
     ]
     bad.write_bytes(gzip.compress("\n".join(lines).encode()))
     src = AmazonRawSource(str(tmp_path), "raw/reviews_Fixture_5.json.gz", user_core=1, item_core=1)
-    with pytest.raises(ValueError, match=r"reviews_Fixture_5.json.gz:2: field 'unixReviewTime': expected an int"):
+    with pytest.raises(
+        ValueError, match=r"reviews_Fixture_5.json.gz:2: field 'unixReviewTime': expected an int"
+    ):
         src.read("x")
     lines[1] = '{"reviewerID": "A", "unixReviewTime": 2, "mood": "happy"}'
     bad.write_bytes(gzip.compress("\n".join(lines).encode()))
-    with caplog.at_level(logging.WARNING), pytest.raises(ValueError, match=r":2: missing required field 'asin'"):
+    with (
+        caplog.at_level(logging.WARNING),
+        pytest.raises(ValueError, match=r":2: missing required field 'asin'"),
+    ):
         src.read("x")
     assert "ignoring unknown column(s) ['mood']" in caplog.text
     bad.write_bytes(gzip.compress(b'{"asin": "B", "unixReviewTime": 1}\n'))
@@ -147,10 +152,30 @@ def test_movielens_min_rating_and_item_core():
 @pytest.mark.parametrize(
     "fmt,file,content,match",
     [
-        ("1m", "ml-1m/ratings.dat", "1::10::5::100\n1::x::3::50\n", r"ratings.dat:2: field 'item' \(column 2\): expected an integer, got 'x'"),
-        ("1m", "ml-1m/ratings.dat", "1::10::5::100\n1::20::3\n", r"ratings.dat:2: field 'timestamp' \(column 4\) is missing"),
-        ("100k", "ml-100k/u.data", "1\t10\t5\t100\n\n1\t20\t3.5x\t50\n", r"u.data:3: field 'rating' \(column 3\): expected a number"),
-        ("20m", "ml-20m/ratings.csv", "userId,movieId,timestamp\n1,10,100\n", r"ratings.csv: missing required column\(s\) \['rating'\]"),
+        (
+            "1m",
+            "ml-1m/ratings.dat",
+            "1::10::5::100\n1::x::3::50\n",
+            r"ratings.dat:2: field 'item' \(column 2\): expected an integer, got 'x'",
+        ),
+        (
+            "1m",
+            "ml-1m/ratings.dat",
+            "1::10::5::100\n1::20::3\n",
+            r"ratings.dat:2: field 'timestamp' \(column 4\) is missing",
+        ),
+        (
+            "100k",
+            "ml-100k/u.data",
+            "1\t10\t5\t100\n\n1\t20\t3.5x\t50\n",
+            r"u.data:3: field 'rating' \(column 3\): expected a number",
+        ),
+        (
+            "20m",
+            "ml-20m/ratings.csv",
+            "userId,movieId,timestamp\n1,10,100\n",
+            r"ratings.csv: missing required column\(s\) \['rating'\]",
+        ),
     ],
 )
 def test_movielens_parse_errors_name_file_line_and_field(tmp_path, fmt, file, content, match):
@@ -178,7 +203,9 @@ def test_movielens_unknown_columns_are_ignored_with_a_warning(tmp_path, caplog):
 
 def test_movies_dat_errors_name_the_line(tmp_path):
     shutil.copytree(ML, tmp_path, dirs_exist_ok=True)
-    (tmp_path / "ml-1m/movies.dat").write_text("10::Toy Story (1995)::Comedy\n20::Broken\n", encoding="latin-1")
+    (tmp_path / "ml-1m/movies.dat").write_text(
+        "10::Toy Story (1995)::Comedy\n20::Broken\n", encoding="latin-1"
+    )
     with pytest.raises(ValueError, match=r"movies.dat:2: expected 'MovieID::Title::Genres'"):
         MovieLens1MSource(str(tmp_path), "ml-1m/ratings.dat", "ml-1m/movies.dat").read("ml")
 
@@ -225,9 +252,7 @@ def test_k_core_is_a_fixed_point_not_one_pass():
 def test_builder_matches_from_sequences_on_order_only_data():
     rng = np.random.default_rng(0)
     seqs = [(f"u{u}", [f"i{i}" for i in rng.integers(0, 40, size=rng.integers(1, 12))]) for u in range(50)]
-    log = pl.DataFrame(
-        {"user": [u for u, s in seqs for _ in s], "item": [i for _, s in seqs for i in s]}
-    )
+    log = pl.DataFrame({"user": [u for u, s in seqs for _ in s], "item": [i for _, s in seqs for i in s]})
     text = pd.DataFrame({"title": [f"t{i}" for i in range(40)]}, index=[f"i{i}" for i in range(40)])
     a = build_from_log("x", log, text)
     b = SequenceDataset.from_sequences("x", seqs, item_text=text)

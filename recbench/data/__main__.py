@@ -45,7 +45,9 @@ def format_card(c: dict[str, Any]) -> str:
         f"sequence len   mean {c['mean_seq_len']:.2f} · median {c['median_seq_len']:g} · "
         f"min {c['min_seq_len']} · max {c['max_seq_len']}",
         f"item text      {c['item_text_coverage']:.2%} of items have text"
-        + (f" (fields: {', '.join(c['item_text_fields'])})" if c["item_text_fields"] else " (no text fields)"),
+        + (
+            f" (fields: {', '.join(c['item_text_fields'])})" if c["item_text_fields"] else " (no text fields)"
+        ),
         f"timestamps     {'yes' if c['has_timestamps'] else 'no (order only)'}",
     ]
     if "time_range" in c:

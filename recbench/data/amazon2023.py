@@ -125,17 +125,15 @@ class Amazon2023Source:
             _require_non_null(df, files[split])
             parts.append(df.with_columns(pl.lit(split).alias("split")))
         log_df = pl.concat(parts).rename({"user_id": "user", "parent_asin": "item"})
-        cuts = {
-            f"{s}_start_ms": int(log_df.filter(pl.col("split") == s).get_column("timestamp").min() or 0)
-            for s in ("valid", "test")
-        }
+        starts = log_df.group_by("split").agg(pl.col("timestamp").min())
+        cuts = {f"{s}_start_ms": int(t) for s, t in zip(starts["split"], starts["timestamp"], strict=True)}
         wanted = set(log_df.get_column("item").unique().to_list())
         text = self.read_meta(files["meta"], wanted)
         meta = {
             "official_split": {
                 "scheme": f"{self.kcore}/{self.split_scheme}",
-                "val_start": cuts["valid_start_ms"] // 1000,
-                "test_start": cuts["test_start_ms"] // 1000,
+                "val_start": cuts.get("valid_start_ms", cuts.get("test_start_ms", 0)) // 1000,
+                "test_start": cuts.get("test_start_ms", 0) // 1000,
                 "rows": {s: p.height for s, p in zip(SPLITS, parts, strict=True)},
             },
             "hub": {"repo_id": self.repo_id, "revision": self.revision} if self.root is None else None,
@@ -150,7 +148,9 @@ class Amazon2023Source:
 
         table = datasets.load_dataset("json", data_files=str(path), split="train", cache_dir=self.cache_dir)
         cols = table.column_names
-        check_columns(path, cols, [Field("parent_asin"), *(Field(f, required=False) for f in META_FIELDS)], META_KNOWN)
+        check_columns(
+            path, cols, [Field("parent_asin"), *(Field(f, required=False) for f in META_FIELDS)], META_KNOWN
+        )
         keep = ["parent_asin", *(f for f in self.text_fields if f in cols)]
         df = table.select_columns(keep).to_pandas()
         df = df[df["parent_asin"].isin(wanted)].drop_duplicates("parent_asin")

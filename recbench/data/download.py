@@ -166,7 +166,9 @@ def extract_zip(archive: Path, root: Path) -> list[Path]:
             for info in z.infolist():
                 target = (root / info.filename).resolve()
                 if not target.is_relative_to(root):
-                    raise DownloadError(f"{archive}: member {info.filename!r} would be written outside {root}")
+                    raise DownloadError(
+                        f"{archive}: member {info.filename!r} would be written outside {root}"
+                    )
                 if info.is_dir():
                     continue
                 staged = tmp / info.filename

@@ -62,7 +62,9 @@ def _type_name(dtype: Any) -> str:
     return {pl.Int64: "an integer", pl.Float64: "a number"}.get(dtype, "a string")
 
 
-def check_columns(path: Path, present: Sequence[str], fields: Sequence[Field], known: Sequence[str] = ()) -> None:
+def check_columns(
+    path: Path, present: Sequence[str], fields: Sequence[Field], known: Sequence[str] = ()
+) -> None:
     """Missing required columns: error. Columns neither in ``fields`` nor ``known``: warning."""
     missing = [f.name for f in fields if f.required and f.name not in present]
     if missing:
@@ -117,7 +119,7 @@ def read_delimited(
             new_columns=new_columns,
             schema_overrides={f.name: f.dtype for f in wanted},
             quote_char='"' if quoted else None,
-            infer_schema=False if not header else True,
+            infer_schema=header,
             truncate_ragged_lines=True,
         )
     except pl.exceptions.PolarsError as e:

@@ -105,7 +105,9 @@ class GlobalTemporal:
         mask_history: bool = False,
     ) -> None:
         if not 0.0 < val_quantile <= test_quantile < 1.0:
-            raise ValueError(f"need 0 < val_quantile <= test_quantile < 1, got {val_quantile}, {test_quantile}")
+            raise ValueError(
+                f"need 0 < val_quantile <= test_quantile < 1, got {val_quantile}, {test_quantile}"
+            )
         self.val_start, self.test_start = val_start, test_start
         self.val_quantile, self.test_quantile = val_quantile, test_quantile
         self.use_official_split = use_official_split
