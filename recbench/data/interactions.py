@@ -70,9 +70,10 @@ def build_from_log(
     if log_df.height == 0:
         raise ValueError(f"dataset {name!r}: the interaction log is empty")
     has_ts = "timestamp" in log_df.columns
+    # Ids keep their source dtype (MovieLens: integers) until the end: only the unique ids become strings.
     df = log_df.select(
-        pl.col("user").cast(pl.String),
-        pl.col("item").cast(pl.String),
+        pl.col("user"),
+        pl.col("item"),
         *([pl.col("timestamp").cast(pl.Int64)] if has_ts else []),
     ).with_row_index("row")
     rows_in = df.height
@@ -91,7 +92,7 @@ def build_from_log(
     item_ids = df.select(pl.col("item").unique(maintain_order=True)).to_series()
     index = pl.DataFrame({"item": item_ids, "index": np.arange(len(item_ids), dtype=np.int32)})
     items = df.select("item").join(index, on="item", how="left", maintain_order="left")["index"]
-    item_ids_np = item_ids.to_numpy().astype(object)
+    item_ids_np = item_ids.cast(pl.String).to_numpy().astype(object)
     text = pd.DataFrame(index=pd.RangeIndex(len(item_ids_np)))
     if item_text is not None and len(item_text.columns):
         text = item_text.reindex(item_ids_np).fillna("").reset_index(drop=True)
@@ -102,7 +103,7 @@ def build_from_log(
     }
     return SequenceDataset(
         name=name,
-        user_ids=user_ids.to_numpy().astype(object),
+        user_ids=user_ids.cast(pl.String).to_numpy().astype(object),
         item_ids=item_ids_np,
         offsets=np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64),
         items=items.to_numpy().astype(np.int32),

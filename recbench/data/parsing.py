@@ -93,15 +93,21 @@ def read_delimited(
     line with fewer columns is an error; with a header, columns are matched by name, see
     :func:`check_columns`.
     """
-    raw = read_bytes(path)
-    if encoding.lower().replace("-", "") not in ("utf8", "ascii"):
-        raw = raw.decode(encoding).encode("utf-8")  # polars reads UTF-8 only
+    utf8 = encoding.lower().replace("-", "") in ("utf8", "ascii")
+    source: Path | io.BytesIO = path
     sep = separator
-    if len(separator) > 1:
-        raw, sep = raw.replace(separator.encode(), _UNIT_SEP.encode()), _UNIT_SEP
+    if path.suffix == ".gz" or not utf8 or len(separator) > 1:
+        raw = read_bytes(path)
+        if not utf8:
+            raw = raw.decode(encoding).encode("utf-8")  # polars reads UTF-8 only
+        if len(separator) > 1:
+            raw, sep = raw.replace(separator.encode(), _UNIT_SEP.encode()), _UNIT_SEP
+        source = io.BytesIO(raw)
+    # else: polars reads (memory-maps) the file itself: a 20M-row csv is never copied into Python bytes
     wanted = [f for f in fields if f.name]
     if header:
-        first = raw.split(b"\n", 1)[0].decode("utf-8").rstrip("\r")
+        with open(path, "rb") if isinstance(source, Path) else io.BytesIO(raw) as f:
+            first = f.readline().decode("utf-8").rstrip("\r\n")
         present = next(csv.reader([first], delimiter=sep)) if quoted else first.split(sep)
         check_columns(path, present, wanted, known)
         wanted = [f for f in wanted if f.name in present]
@@ -112,7 +118,7 @@ def read_delimited(
         new_columns = [f.name or f"_skip{i}" for i, f in enumerate(fields)]
     try:
         df = pl.read_csv(
-            io.BytesIO(raw),
+            source,
             separator=sep,
             has_header=header,
             columns=columns,
