@@ -133,7 +133,9 @@ def main() -> int:
     parser.add_argument("--data-dir", default=os.environ.get("RECBENCH_DATA_DIR", ""))
     parser.add_argument("--override", action="append", default=[], help=argparse.SUPPRESS)
     parser.add_argument("--out", default="outputs/bench/bench_data.json")
-    parser.add_argument("--ml20m-scale", type=float, default=1.0, help="shrink the synthetic ML-20M (smoke tests)")
+    parser.add_argument(
+        "--ml20m-scale", type=float, default=1.0, help="shrink the synthetic ML-20M (smoke tests)"
+    )
     args = parser.parse_args()
     if args.one:
         print(json.dumps(one(args.one, args.data_dir, args.override)))
@@ -146,7 +148,10 @@ def main() -> int:
             if name == "ml_20m" and not (Path(data_dir) / "movielens_20m/ml-20m/ratings.csv").is_file():
                 t = time.perf_counter()
                 synthetic_ml20m(Path(tmp) / "movielens_20m", scale=args.ml20m_scale)
-                print(f"generated synthetic ML-20M-sized ratings.csv in {time.perf_counter() - t:.0f} s", flush=True)
+                print(
+                    f"generated synthetic ML-20M-sized ratings.csv in {time.perf_counter() - t:.0f} s",
+                    flush=True,
+                )
                 data_dir, overrides = tmp, ["~data.expected_stats"]
                 note = f"synthetic, {args.ml20m_scale:g} x ML-20M size"
             elif not (Path(data_dir) / DATASETS[name]).is_dir():
@@ -166,7 +171,15 @@ def main() -> int:
             rows.append(row)
             print(json.dumps(row), flush=True)
 
-    cols = ["dataset", "interactions", "preprocess_s", "cache_write_s", "cached_load_s", "peak_rss_mb", "note"]
+    cols = [
+        "dataset",
+        "interactions",
+        "preprocess_s",
+        "cache_write_s",
+        "cached_load_s",
+        "peak_rss_mb",
+        "note",
+    ]
     print("\n| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
     for r in rows:
         print("| " + " | ".join(f"{r[c]:,}" if isinstance(r[c], int) else str(r[c]) for c in cols) + " |")

@@ -51,7 +51,7 @@ def test_quantile_cuts_and_description():
     ds = timed(DS)
     protocol = GlobalTemporal(val_quantile=0.5, test_quantile=0.8)
     protocol.split(ds)
-    cuts = protocol.describe()["cuts"]
+    cuts = protocol.describe()["params"]
     assert cuts["from"] == "quantile"
     assert cuts["val_start"] == int(np.quantile(ds.timestamps, 0.5, method="lower"))
 

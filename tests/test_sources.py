@@ -263,3 +263,16 @@ def test_text_templates_on_a_dataset_without_text_name_it():
     ds = SequenceDataset.from_sequences("amazon_sports", [("u", ["a", "b", "c"])])
     with pytest.raises(KeyError, match=r"dataset 'amazon_sports' has no item text at all"):
         render_texts(ds.item_text, "{title}")
+
+
+def test_stats_command_prints_a_card_and_json(capsys):
+    import json
+
+    from recbench.data.__main__ import main
+
+    assert main(["stats", "data=synthetic"]) == 0
+    text = capsys.readouterr().out
+    assert "users          300" in text and "item text      100.00% of items have text" in text
+    assert main(["stats", "--json", "data=synthetic", "data.source.num_users=40"]) == 0
+    card = json.loads(capsys.readouterr().out)
+    assert card["users"] == 40 and {"sparsity", "mean_seq_len", "median_seq_len", "fingerprint"} <= set(card)

@@ -174,7 +174,10 @@ class GlobalTemporal:
             "name": self.name,
             "version": self.version,
             "mask_history": self.mask_history,
-            **({"cuts": self.cuts} if self.cuts else {}),
-            "val_quantile": self.val_quantile,
-            "test_quantile": self.test_quantile,
+            "params": {
+                "val_quantile": self.val_quantile,
+                "test_quantile": self.test_quantile,
+                "use_official_split": self.use_official_split,
+                **self.cuts,  # the cut points used (unix seconds) and where they came from
+            },
         }
