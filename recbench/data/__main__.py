@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["stats"])
     parser.add_argument("--json", action="store_true", help="print the card as JSON")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. data=ml_1m")
-    args = parser.parse_args(argv)
+    args = parser.parse_intermixed_args(argv)
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("config", overrides=[*args.overrides, "paths.output_dir=."])
     ds = instantiate(cfg.data)
