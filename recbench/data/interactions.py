@@ -95,6 +95,7 @@ def build_from_log(
     item_ids_np = item_ids.cast(pl.String).to_numpy().astype(object)
     text = pd.DataFrame(index=pd.RangeIndex(len(item_ids_np)))
     if item_text is not None and len(item_text.columns):
+        item_text = item_text[~item_text.index.duplicated(keep="first")]  # a repeated metadata line
         text = item_text.reindex(item_ids_np).fillna("").reset_index(drop=True)
     info = {
         "rows_read": rows_in,
