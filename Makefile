@@ -12,7 +12,7 @@ export RECBENCH_DATA_DIR
 SEEDS ?= 0,1,2
 STAMP := $(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: install test test-all lint repro leaderboard bench clean
+.PHONY: install test test-all lint repro leaderboard bench bench-data clean
 
 install:
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
@@ -40,6 +40,9 @@ leaderboard:
 
 bench:  ## training and evaluation speed of SASRec on Beauty (seconds per epoch, eval seconds, peak memory)
 	$(PYTHON) scripts/bench_sasrec.py
+
+bench-data:  ## preprocessing wall time and peak memory per dataset, plus ML-20M-sized input (synthetic if absent)
+	$(PYTHON) scripts/bench_data.py
 
 clean:
 	rm -rf outputs multirun .pytest_cache .mypy_cache .ruff_cache

@@ -6,16 +6,17 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from recbench.data.protocol import LeaveOneOut
+from recbench.data.protocol import GlobalTemporal, LeaveOneOut
+from recbench.embeddings.text import render_texts
 
 from .conftest import CONF_DIR
 
 pytestmark = pytest.mark.data
 
 
-def load(name: str, data_dir, tmp_path):
-    if not (data_dir / name).is_dir():
-        pytest.skip(f"{data_dir / name} absent")
+def load(name: str, data_dir, tmp_path, folder: str | None = None):
+    if not (data_dir / (folder or name)).is_dir():
+        pytest.skip(f"{data_dir / (folder or name)} absent")
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose(
             "config",
@@ -41,3 +42,61 @@ def test_amazon_beauty_published_statistics(real_data_dir, tmp_path):
     # the cached copy is the same data
     again = load("amazon_beauty", real_data_dir, tmp_path)
     assert again.fingerprint() == ds.fingerprint()
+
+
+PUBLISHED = {  # users, items, interactions
+    "amazon_beauty": (22_363, 12_101, 198_502),
+    "amazon_sports": (35_598, 18_357, 296_337),
+    "amazon_toys": (19_412, 11_924, 167_597),
+    "ml_1m": (6_040, 3_706, 1_000_209),
+    "ml_100k": (943, 1_682, 100_000),
+}
+FOLDER = {"ml_1m": "movielens_1m", "ml_100k": "movielens_100k"}
+
+
+@pytest.mark.parametrize("name", sorted(PUBLISHED))
+def test_published_statistics(name, real_data_dir, tmp_path):
+    if not (real_data_dir / FOLDER.get(name, name)).is_dir():
+        pytest.skip(f"{real_data_dir / FOLDER.get(name, name)} absent")
+    ds = load(name, real_data_dir, tmp_path, folder=FOLDER.get(name, name))
+    assert (ds.num_users, ds.num_items, ds.num_interactions) == PUBLISHED[name]
+    stats = ds.stats()
+    assert stats["min_seq_len"] >= 5
+    split = LeaveOneOut().split(ds)
+    assert split.dropped_users == 0
+    if name == "amazon_sports":
+        assert stats["item_text_coverage"] == 0.0
+        with pytest.raises(KeyError, match=r"dataset 'amazon_sports' has no item text at all"):
+            render_texts(ds.item_text, "{title}")
+    else:
+        assert stats["item_text_coverage"] == 1.0
+        assert ds.item_text["title"].str.len().gt(0).all()
+
+
+def test_ml_100k_has_real_timestamps_for_the_temporal_protocol(real_data_dir, tmp_path):
+    if not (real_data_dir / "movielens_100k").is_dir():
+        pytest.skip("movielens_100k absent")
+    ds = load("ml_100k", real_data_dir, tmp_path, folder="movielens_100k")
+    assert ds.timestamps is not None
+    split = GlobalTemporal().split(ds)
+    assert len(split.test) > 0 and len(split.val) > 0
+    # the first 3 users of u.data in file order are 196, 186, 22
+    assert list(ds.user_ids[:3]) == ["196", "186", "22"]
+
+
+def test_ml_1m_sequences_hold_exactly_the_ratings_file_pairs(real_data_dir, tmp_path):
+    """The independent user-movie parquet (ratings.dat order) and the sequences agree pair for pair."""
+    root = real_data_dir / "movielens_1m/raw"
+    if not (root / "ratings_user_movie_only.parquet").is_file():
+        pytest.skip(f"{root} absent")
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    ds = load("ml_1m", real_data_dir, tmp_path, folder="movielens_1m")
+    pairs = pq.read_table(root / "ratings_user_movie_only.parquet").to_pandas()
+    users = np.repeat(ds.user_ids, ds.lengths()).astype(np.int64)
+    ours = np.sort(users * 100_000 + ds.item_ids[ds.items].astype(np.int64))
+    theirs = np.sort(
+        pairs["userID"].astype(np.int64).to_numpy() * 100_000 + pairs["movieID"].astype(np.int64).to_numpy()
+    )
+    assert np.array_equal(ours, theirs)

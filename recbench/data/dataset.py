@@ -67,6 +67,8 @@ class SequenceDataset:
             raise ValueError(f"{self.name}: {len(self.user_ids)} users but {len(self.offsets) - 1} sequences")
         if len(self.items) and (self.items.min() < 0 or self.items.max() >= len(self.item_ids)):
             raise ValueError(f"{self.name}: item index outside 0..{len(self.item_ids) - 1}")
+        # Lets text-needing code name the dataset when it has no text (render_texts' error).
+        self.item_text.attrs["dataset"] = self.name
 
     @property
     def num_users(self) -> int:

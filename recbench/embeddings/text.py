@@ -32,9 +32,16 @@ def render_texts(item_text: pd.DataFrame, template: str) -> list[str]:
     fields = [f for f in _template_fields(template)]
     missing = sorted(set(fields) - set(item_text.columns))
     if missing:
+        dataset = item_text.attrs.get("dataset", "this dataset")
+        if not len(item_text.columns):
+            raise KeyError(
+                f"dataset {dataset!r} has no item text at all (its source files carry none, e.g. "
+                "amazon_sports in the P5 form): text-based models cannot run on it. Use a dataset with "
+                "item text (amazon_beauty, amazon_toys, ml_1m, or the official raw files via *_raw)"
+            )
         raise KeyError(
-            f"text template {template!r} uses field(s) {missing}; this dataset's item text has "
-            f"{sorted(item_text.columns) or 'no text fields at all'}"
+            f"text template {template!r} uses field(s) {missing}; the item text of dataset {dataset!r} "
+            f"has {sorted(item_text.columns)}"
         )
     rows = item_text[fields].astype(str).to_dict("records")
     return [" ".join(template.format(**r).split()) for r in rows]

@@ -39,6 +39,7 @@ class Protocol(Strict):
     ranking: Literal["full", "sampled", "judged_list"] = "full"
     ties: str = "pessimistic: the target ranks after every item with an equal score"
     dropped_users: int = 0
+    params: dict[str, Any] = Field(default_factory=dict)  # protocol-specific (global_temporal: cut points)
 
 
 class DatasetInfo(Strict):

@@ -1,0 +1,224 @@
+"""The download path end to end against a local HTTP server on 127.0.0.1 (no other network)."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from recbench.data.dataset import load_dataset
+from recbench.data.download import DownloadError, RemoteFile, fetch
+from recbench.data.movielens import MovieLens1MSource
+
+from .conftest import CONF_DIR, FIXTURES
+
+
+@dataclass
+class Behaviour:
+    files: dict[str, bytes] = field(default_factory=dict)
+    cut_after: int | None = None  # send only this many bytes of a response body, then drop the connection
+    cut_times: int = 0  # how many responses are cut (then complete ones)
+    honour_range: bool = True
+    requests: list[str | None] = field(default_factory=list)  # the Range header of each request
+
+
+def make_handler(b: Behaviour) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:  # keep test output clean
+            pass
+
+        def do_GET(self) -> None:
+            rng = self.headers.get("Range")
+            b.requests.append(rng)
+            body = b.files.get(self.path.lstrip("/"))
+            if body is None:
+                self.send_error(404, "Not Found")
+                return
+            start = 0
+            if rng and b.honour_range:
+                start = int(rng.removeprefix("bytes=").split("-")[0])
+                if start >= len(body):
+                    self.send_response(416)
+                    self.send_header("Content-Range", f"bytes */{len(body)}")
+                    self.end_headers()
+                    return
+                self.send_response(206)
+                self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+            else:
+                self.send_response(200)
+            chunk = body[start:]
+            self.send_header("Content-Length", str(len(chunk)))
+            self.end_headers()
+            if b.cut_times > 0 and b.cut_after is not None:
+                b.cut_times -= 1
+                self.wfile.write(chunk[: b.cut_after])
+                self.wfile.flush()
+                self.close_connection = True
+                return
+            self.wfile.write(chunk)
+
+    return Handler
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[str, Behaviour]]:
+    behaviour = Behaviour()
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(behaviour))
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}", behaviour
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        thread.join(timeout=5)
+
+
+PAYLOAD = bytes(range(256)) * 4096  # 1 MiB: several read chunks
+SHA = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(
+        p.name for p in folder.rglob("*") if p.suffix in (".part",) or p.name.startswith(".extract")
+    )
+
+
+def test_download_verifies_and_renames(server, tmp_path):
+    url, b = server
+    b.files["f.bin"] = PAYLOAD
+    path = fetch(RemoteFile(f"{url}/f.bin", "raw/f.bin", f"sha256:{SHA}"), tmp_path)
+    assert path == tmp_path / "raw/f.bin" and path.read_bytes() == PAYLOAD
+    assert leftovers(tmp_path) == []
+    fetch(RemoteFile(f"{url}/f.bin", "raw/f.bin", f"sha256:{SHA}"), tmp_path)  # verified copy: no request
+    assert len(b.requests) == 1
+
+
+def test_md5_pins_work_too(server, tmp_path):
+    url, b = server
+    b.files["f.bin"] = PAYLOAD
+    fetch(RemoteFile(f"{url}/f.bin", "f.bin", f"md5:{hashlib.md5(PAYLOAD).hexdigest()}"), tmp_path)
+
+
+def test_checksum_mismatch_leaves_nothing(server, tmp_path):
+    url, b = server
+    b.files["f.bin"] = PAYLOAD
+    with pytest.raises(
+        DownloadError, match=r"f.bin: downloaded 1,048,576 bytes whose sha256 is .* expected 00ff"
+    ):
+        fetch(RemoteFile(f"{url}/f.bin", "f.bin", "sha256:00ff"), tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["f.bin.lock"]
+
+
+def test_dropped_connection_is_resumed_with_a_range_request(server, tmp_path):
+    url, b = server
+    b.files["f.bin"], b.cut_after, b.cut_times = PAYLOAD, 100_000, 2
+    path = fetch(RemoteFile(f"{url}/f.bin", "f.bin", f"sha256:{SHA}"), tmp_path)
+    assert path.read_bytes() == PAYLOAD
+    assert b.requests == [None, "bytes=100000-", "bytes=200000-"]
+
+
+def test_truncation_that_persists_is_an_error_and_leaves_nothing(server, tmp_path):
+    url, b = server
+    b.files["f.bin"], b.cut_after, b.cut_times = PAYLOAD, 10, 100
+    with pytest.raises(DownloadError, match=r"truncated: received 40 of 1,048,576 bytes after 3 resumed"):
+        fetch(RemoteFile(f"{url}/f.bin", "f.bin", f"sha256:{SHA}"), tmp_path)
+    # only the (empty) lock file that serialises concurrent downloads of the same file remains
+    assert [p.name for p in tmp_path.iterdir()] == ["f.bin.lock"]
+
+
+def test_a_partial_file_from_an_interrupted_run_is_resumed(server, tmp_path):
+    url, b = server
+    b.files["f.bin"] = PAYLOAD
+    (tmp_path / "f.bin.part").write_bytes(PAYLOAD[:300_000])
+    fetch(RemoteFile(f"{url}/f.bin", "f.bin", f"sha256:{SHA}"), tmp_path)
+    assert b.requests == ["bytes=300000-"] and (tmp_path / "f.bin").read_bytes() == PAYLOAD
+
+
+def test_server_without_range_support_restarts_cleanly(server, tmp_path):
+    url, b = server
+    b.files["f.bin"], b.honour_range = PAYLOAD, False
+    (tmp_path / "f.bin.part").write_bytes(b"garbage" * 1000)
+    assert fetch(RemoteFile(f"{url}/f.bin", "f.bin", f"sha256:{SHA}"), tmp_path).read_bytes() == PAYLOAD
+
+
+def test_http_errors_are_clear(server, tmp_path):
+    url, _ = server
+    with pytest.raises(DownloadError, match=r"missing.bin: HTTP 404"):
+        fetch(RemoteFile(f"{url}/missing.bin", "m.bin", None), tmp_path)
+    assert not (tmp_path / "m.bin.part").exists()
+
+
+def ml1m_zip() -> tuple[bytes, str]:
+    import io
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name in ("ratings.dat", "movies.dat"):
+            z.write(FIXTURES / "movielens/ml-1m" / name, f"ml-1m/{name}")
+    data = buf.getvalue()
+    return data, hashlib.md5(data).hexdigest()
+
+
+def test_source_downloads_extracts_and_loads(server, tmp_path):
+    url, b = server
+    b.files["ml-1m.zip"], md5 = ml1m_zip()
+    remote = RemoteFile(f"{url}/ml-1m.zip", "ml-1m.zip", f"md5:{md5}", extract=True)
+    src = MovieLens1MSource(
+        str(tmp_path / "data"), "ml-1m/ratings.dat", "ml-1m/movies.dat", downloads=[remote]
+    )
+    ds = load_dataset(
+        "ml", src, cache_dir=tmp_path / "cache", expected_stats={"users": 2, "interactions": 11}
+    )
+    assert ds.item_text["title"].str.len().gt(0).all()
+    assert leftovers(tmp_path) == []
+    load_dataset("ml", src, cache_dir=tmp_path / "cache")  # files present: nothing fetched again
+    assert len(b.requests) == 1
+
+
+def test_zip_members_cannot_escape_the_folder(server, tmp_path):
+    import io
+
+    url, b = server
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("../evil.txt", "x")
+    b.files["evil.zip"] = buf.getvalue()
+    src = MovieLens1MSource(
+        str(tmp_path / "data"),
+        "ml-1m/ratings.dat",
+        None,
+        downloads=[RemoteFile(f"{url}/evil.zip", "evil.zip", None, True)],
+    )
+    with pytest.raises(DownloadError, match=r"would be written outside"):
+        src.files()
+    assert not (tmp_path / "evil.txt").exists()
+
+
+def test_the_ml_1m_raw_config_downloads_through_its_url(server, tmp_path):
+    url, b = server
+    b.files["ml-1m.zip"], md5 = ml1m_zip()
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose(
+            "config",
+            overrides=[
+                "data=ml_1m_raw",
+                f"paths.data_dir={tmp_path}",
+                f"paths.cache_dir={tmp_path}/cache",
+                f"paths.output_dir={tmp_path}",
+                f"data.source.downloads.0.url={url}/ml-1m.zip",
+                f"data.source.downloads.0.checksum=md5:{md5}",
+                "~data.expected_stats",
+            ],
+        )
+    ds = instantiate(cfg.data)
+    assert (ds.num_users, ds.num_interactions) == (2, 11)
+    assert (tmp_path / "movielens_1m/ml-1m/ratings.dat").is_file()
