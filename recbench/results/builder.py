@@ -5,9 +5,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import sys
-import tempfile
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,13 +14,12 @@ from typing import Any
 import lightning as L
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from recbench.data.dataset import SequenceDataset, sha256_file
 from recbench.data.protocol import Split
-from recbench.results.schema import ResultRow
+from recbench.results.schema import ResultRow, atomic_write_parquet
 from recbench.utils.callbacks import EpochTimer
 from recbench.utils.environment import hardware, package_versions, peak_memory_mb
 
@@ -75,14 +72,7 @@ def write_predictions(module: Any, dataset: SequenceDataset, path: Path) -> dict
         }
     )
     table = table.replace_schema_metadata({"ranks": "1-based, ties counted against the target"})
-    fd, tmp = tempfile.mkstemp(prefix=".predictions.", suffix=".parquet", dir=path.parent)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_parquet(table, path)
     return {
         "file": path.name,
         "sha256": sha256_file(path),

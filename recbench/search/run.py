@@ -13,9 +13,7 @@ protocol. The row is written through the same schema, hashes and writer as every
 from __future__ import annotations
 
 import logging
-import os
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
@@ -23,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
@@ -31,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from recbench.data.dataset import sha256_file
 from recbench.data.esci import SearchDataset
 from recbench.results.builder import config_hashes, reproduce_command
-from recbench.results.schema import ResultRow, write_row
+from recbench.results.schema import ResultRow, atomic_write_parquet, write_row
 from recbench.search.protocol import Rerank, Retrieve, SearchEvaluation
 from recbench.utils.environment import git_state, hardware, package_versions, peak_memory_mb
 
@@ -117,15 +114,7 @@ def write_search_predictions(
             ],
         }
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".predictions.", suffix=".parquet", dir=path.parent)
-    os.close(fd)
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_parquet(table, path)
     return {"file": path.name, "sha256": sha256_file(path), "k": k, "cases": ds.num_queries}
 
 
