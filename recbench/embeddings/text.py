@@ -43,8 +43,10 @@ def render_texts(item_text: pd.DataFrame, template: str) -> list[str]:
             f"text template {template!r} uses field(s) {missing}; the item text of dataset {dataset!r} "
             f"has {sorted(item_text.columns)}"
         )
-    rows = item_text[fields].astype(str).to_dict("records")
-    return [" ".join(template.format(**r).split()) for r in rows]
+    columns = {f: item_text[f].astype(str).tolist() for f in fields}
+    return [
+        " ".join(template.format(**{f: columns[f][i] for f in fields}).split()) for i in range(len(item_text))
+    ]
 
 
 def _template_fields(template: str) -> list[str]:
