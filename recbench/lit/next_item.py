@@ -91,20 +91,7 @@ class NextItemModule(L.LightningModule):
         self.eval_seconds[stage] = time.perf_counter()
 
     def _finish(self, stage: str) -> None:
-        gathered = {k: torch.cat(v) for k, v in self._outputs.items()}
-        self._outputs = {}
-        if self.trainer.world_size > 1:
-            gathered = {k: cast(torch.Tensor, self.all_gather(v)).flatten(0, 1) for k, v in gathered.items()}
-        # Distributed samplers pad with repeated cases: keep each user exactly once.
-        users = gathered["users"].cpu().numpy()
-        _, first = np.unique(users, return_index=True)
-        arrays = {k: v.cpu().numpy()[first] for k, v in gathered.items()}
-        head, alt = ("masked", "plain") if self.mask_history else ("plain", "masked")
-        self.results[stage] = compute(self.metrics, arrays[head])
-        self.results[f"{stage}_history_{'unmasked' if self.mask_history else 'masked'}"] = compute(
-            self.metrics, arrays[alt]
-        )
-        self.log_dict({f"{stage}/{k}": v for k, v in self.results[stage].items()}, sync_dist=False)
+        arrays = finish_evaluation(self, stage)
         if stage == "test":
             self.predictions = arrays
         self.eval_seconds[stage] = time.perf_counter() - self.eval_seconds[stage]
@@ -129,3 +116,23 @@ class NextItemModule(L.LightningModule):
 
     def describe(self) -> dict[str, Any]:
         return {"n_params": sum(p.numel() for p in self.net.parameters())}
+
+
+def finish_evaluation(module: Any, stage: str) -> dict[str, np.ndarray]:
+    """Close an evaluation pass of a recipe (next-item or generative): concatenate the per-batch outputs
+    in ``module._outputs``, gather them across ranks keeping each user exactly once (distributed samplers
+    pad with repeated cases), compute the headline metrics (``module.results[stage]``, logged) and the
+    other history setting beside them. Returns the per-case arrays."""
+    gathered = {k: torch.cat(v) for k, v in module._outputs.items()}
+    module._outputs = {}
+    if module.trainer.world_size > 1:
+        gathered = {k: cast(torch.Tensor, module.all_gather(v)).flatten(0, 1) for k, v in gathered.items()}
+    _, first = np.unique(gathered["users"].cpu().numpy(), return_index=True)
+    arrays = {k: v.cpu().numpy()[first] for k, v in gathered.items()}
+    head, alt = ("masked", "plain") if module.mask_history else ("plain", "masked")
+    module.results[stage] = compute(module.metrics, arrays[head])
+    module.results[f"{stage}_history_{'unmasked' if module.mask_history else 'masked'}"] = compute(
+        module.metrics, arrays[alt]
+    )
+    module.log_dict({f"{stage}/{k}": v for k, v in module.results[stage].items()}, sync_dist=False)
+    return arrays
