@@ -29,12 +29,31 @@ def test_no_information_flows_from_the_future():
     assert not torch.allclose(a[:, 3], b[:, 3])
 
 
-def test_extra_left_padding_does_not_change_real_positions():
-    net = small()
+@pytest.mark.parametrize("positions", ["from_end", "from_start"])
+def test_extra_left_padding_does_not_change_real_positions(positions):
+    net = small(positions=positions)
     short = net(torch.tensor([[5, 6, 7]]))
     padded = net(torch.tensor([[0, 0, 0, 5, 6, 7]]))
     assert torch.allclose(short, padded[:, 3:], atol=1e-5)
     assert torch.isfinite(padded).all(), "padding rows must not produce NaN"
+
+
+def test_from_start_encodes_a_prefix_as_in_training():
+    """Dense supervision with from_start positions computes, at each step, what the prefix alone gives."""
+    net = small(positions="from_start")
+    seq = torch.tensor([[0, 0, 3, 4, 5, 6]])  # a left-padded batch row
+    whole = net(seq)
+    for t in range(3, 6):
+        prefix = net(seq[:, 2 : t + 1])  # the history as evaluation would see it
+        assert torch.allclose(whole[:, t], prefix[:, -1], atol=1e-5)
+    # from_end does not: the latest item of a prefix sits at another position than in the whole window
+    end = small(positions="from_end")
+    assert not torch.allclose(end(seq)[:, 4], end(seq[:, 2:5])[:, -1], atol=1e-3)
+
+
+def test_unknown_positions_is_an_error():
+    with pytest.raises(ValueError, match="from_end' or 'from_start"):
+        small(positions="middle")
 
 
 def test_too_long_input_is_an_error():

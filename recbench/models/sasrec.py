@@ -5,9 +5,15 @@ the next one by a dot product with the (tied) item embedding table.
 
 Differences from the paper, each a choice of later reimplementations that is known to help:
 * pre-LayerNorm blocks with a final LayerNorm (GPT-2 style) and GELU, for stable training;
-* positions are counted back from the most recent item, so the latest interaction always has the same
-  position embedding whatever the sequence length (the paper left-pads to a fixed length, which is
-  equivalent; we pad each batch only to its own longest sequence).
+* ``positions`` chooses how position embeddings are indexed (batches are left-padded only to their own
+  longest sequence either way):
+  - ``from_end`` (the paper's: it left-pads every sequence to max_len): the latest item of the *whole
+    training window* gets position max_len - 1. Under dense supervision a training target at step t then
+    sees its latest item at position max_len - 1 - (n - 1 - t), while at evaluation the latest item is
+    always at max_len - 1: the positions a prefix is trained with are not those it is scored with.
+  - ``from_start`` (RecBole's: right-padded, positions 0..n-1): the oldest item of the window is at
+    position 0, so a prefix is encoded identically in training and at evaluation (for histories up to
+    max_len, dense supervision then computes exactly what RecBole's one-example-per-prefix training does).
 The loss is not part of the network: it is chosen in the config (full-softmax CE by default).
 """
 
@@ -64,6 +70,7 @@ class SASRec(nn.Module):
     dropout: dropout on embeddings, residual branches and the FFN (paper: 0.5 on Amazon).
     attn_dropout: dropout on attention probabilities.
     init_std: std of the normal initialisation of weights and embeddings.
+    positions: ``from_end`` or ``from_start``, how position embeddings are indexed (module docstring).
     """
 
     def __init__(
@@ -77,9 +84,12 @@ class SASRec(nn.Module):
         dropout: float = 0.2,
         attn_dropout: float = 0.2,
         init_std: float = 0.02,
+        positions: str = "from_end",
     ) -> None:
         super().__init__()
-        self.num_items, self.max_len = num_items, max_len
+        if positions not in ("from_end", "from_start"):
+            raise ValueError(f"model.net.positions must be 'from_end' or 'from_start', got {positions!r}")
+        self.num_items, self.max_len, self.positions = num_items, max_len, positions
         self.item_emb = nn.Embedding(num_items + 1, hidden_size, padding_idx=0)
         self.pos_emb = nn.Embedding(max_len, hidden_size)
         self.emb_drop = nn.Dropout(dropout)
@@ -104,10 +114,13 @@ class SASRec(nn.Module):
         length = tokens.shape[1]
         if length > self.max_len:
             raise ValueError(f"sequence length {length} exceeds max_len {self.max_len}")
-        # the latest item always gets position max_len - 1
-        positions = torch.arange(self.max_len - length, self.max_len, device=tokens.device)
-        x = self.emb_drop(self.item_emb(tokens) + self.pos_emb(positions))  # (B, L, D)
         valid = tokens != 0  # (B, L)
+        steps = torch.arange(length, device=tokens.device)
+        if self.positions == "from_end":  # the latest item always gets position max_len - 1
+            positions = (steps + (self.max_len - length))[None]  # (1, L)
+        else:  # the oldest real item gets position 0; left padding is clamped to 0 (never read)
+            positions = (steps[None] - (length - valid.sum(1, keepdim=True))).clamp(min=0)  # (B, L)
+        x = self.emb_drop(self.item_emb(tokens) + self.pos_emb(positions))  # (B, L, D)
         causal = torch.ones(length, length, dtype=torch.bool, device=tokens.device).tril()
         # A real position may attend to earlier real positions; a padding position attends only to itself
         # so that no softmax row is empty (those rows are never read).
