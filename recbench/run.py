@@ -30,7 +30,7 @@ from omegaconf import DictConfig
 from recbench.data.dataset import SequenceDataset
 from recbench.results.builder import build_row, print_summary, write_predictions
 from recbench.results.schema import ResultRow, write_row
-from recbench.utils.callbacks import EpochTimer
+from recbench.utils.callbacks import EpochTimer, RandomState
 from recbench.utils.environment import git_state
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> ResultRow:
 
     # 3. Trainer: checkpoint and early stopping watch validation only, never test.
     timer = EpochTimer(monitor=cfg.monitor)
-    callbacks = [instantiate(c) for c in cfg.callbacks.values()] + [timer]
+    callbacks = [instantiate(c) for c in cfg.callbacks.values()] + [timer, RandomState()]
     logger = instantiate(cfg.logger) if cfg.logger else False
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
 

@@ -184,3 +184,20 @@ def test_tiger_with_random_ids_and_tuple_diagnostic(tmp_path):
     assert compute(build_metrics(["recall", "ndcg", "mrr"], [5, 10, 20]), preds["rank"].to_numpy()) == (
         pytest.approx(row.metrics["test"], abs=1e-12)
     )
+
+
+def test_resumed_run_reports_the_whole_run(tmp_path):
+    """resume_from continues the epoch history and the clock: the row equals an uninterrupted run's."""
+    whole = fast_run(tmp_path / "whole", "trainer.max_epochs=3", "callbacks.early_stopping.patience=10")
+    fast_run(tmp_path / "cut", "trainer.max_epochs=2", "callbacks.early_stopping.patience=10")
+    ckpt = tmp_path / "cut" / "checkpoints" / "last.ckpt"
+    resumed = fast_run(
+        tmp_path / "cut",
+        "trainer.max_epochs=3",
+        "callbacks.early_stopping.patience=10",
+        f"+resume_from={ckpt}",
+    )
+    assert resumed.cost.epochs_trained == whole.cost.epochs_trained == 3
+    assert resumed.cost.best_epoch == whole.cost.best_epoch
+    assert resumed.metrics == whole.metrics
+    assert resumed.cost.train_seconds >= resumed.cost.train_seconds_to_best > 0

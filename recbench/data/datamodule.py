@@ -151,6 +151,8 @@ class SequentialDataModule(L.LightningDataModule):
         self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
         self.eval_batch_size = max(1, min(eval_batch_size, score_budget // max(1, dataset.num_items)))
         self.starts, self.sizes = train_windows(dataset.offsets, split.train_end, max_len)
+        self._train: TrainBatches | None = None
+        self._train_passes = 0  # training passes drawn so far: restored from checkpoints (state_dict)
 
     @property
     def num_train_targets(self) -> int:
@@ -179,8 +181,22 @@ class SequentialDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         if self.num_workers:
             raise ValueError("datamodule.num_workers must be 0: batches are collated in the main process")
-        batches = TrainBatches(self.sizes, self.batch_size, self.seed, self.collate_train)
-        return DataLoader(batches, batch_size=None)
+        self._train = TrainBatches(self.sizes, self.batch_size, self.seed, self.collate_train)
+        self._train.sampler.epoch = self._train_passes
+        return DataLoader(self._train, batch_size=None)
+
+    def state_dict(self) -> dict[str, int]:
+        """How many training passes were drawn: a run resumed from a checkpoint draws the permutation of
+        the next pass, as the uninterrupted run does (the epoch counter of the trainer is not usable here:
+        checkpoints are written after validation, before the epoch is counted as completed)."""
+        return {"train_passes": self._train.sampler.epoch if self._train else self._train_passes}
+
+    def load_state_dict(self, state_dict: dict[str, int]) -> None:
+        if self.trainer is not None and self.trainer.state.fn != "fit":
+            return  # validate/test on a checkpoint: no training pass follows
+        self._train_passes = int(state_dict["train_passes"])
+        if self._train is not None:
+            self._train.sampler.epoch = self._train_passes
 
     def _eval_loader(self, cases: EvalCases) -> DataLoader:
         return DataLoader(

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
+import logging
+import random
 import time
+from typing import Any
 
 import lightning as L
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
 
 
 class EpochTimer(L.Callback):
     """Wall time of each training pass and validation pass, elapsed time at each epoch's end, and the
-    monitored validation value of each epoch (to report when the selected epoch was reached)."""
+    monitored validation value of each epoch (to report when the selected epoch was reached).
+
+    Logs one line per epoch (the monitored value, the best so far, the pass times), so progress is
+    visible with the progress bar off. Its history is saved in checkpoints: a run resumed with
+    ``resume_from=`` reports the epochs and seconds of the whole run, not only of the resumed part.
+    """
 
     def __init__(self, monitor: str) -> None:
         self.monitor = monitor
@@ -20,7 +32,37 @@ class EpochTimer(L.Callback):
         self._fit_start = self._t = 0.0
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._fit_start = time.perf_counter()
+        # a resumed run continues the clock where its checkpoint left it
+        done = self.elapsed_at_epoch_end[-1] if self.elapsed_at_epoch_end else 0.0
+        self._fit_start = time.perf_counter() - done
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "train_seconds": list(self.train_seconds),
+            "val_seconds": list(self.val_seconds),
+            "elapsed_at_epoch_end": list(self.elapsed_at_epoch_end),
+            "monitored": list(self.monitored),
+        }
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        # Only a resumed fit continues the history: validate/test on the selected checkpoint must not
+        # roll the record of this run back to that epoch.
+        if trainer.state.fn == "fit" and (state := checkpoint.get("callbacks", {}).get(self.state_key)):
+            self._restore(state)
+
+    def _restore(self, state_dict: dict[str, Any]) -> None:
+        self.train_seconds = list(state_dict["train_seconds"])
+        self.val_seconds = list(state_dict["val_seconds"])
+        self.elapsed_at_epoch_end = list(state_dict["elapsed_at_epoch_end"])
+        self.monitored = list(state_dict["monitored"])
+        # Checkpoints are written when validation ends, before that epoch's on_train_epoch_end: close the
+        # saved epoch from its own pass times.
+        while len(self.elapsed_at_epoch_end) < min(len(self.train_seconds), len(self.val_seconds)):
+            i = len(self.elapsed_at_epoch_end)
+            before = self.elapsed_at_epoch_end[-1] if self.elapsed_at_epoch_end else 0.0
+            self.elapsed_at_epoch_end.append(before + self.train_seconds[i] + self.val_seconds[i])
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._t = time.perf_counter()
@@ -34,6 +76,17 @@ class EpochTimer(L.Callback):
         if trainer.state.fn == "fit" and not trainer.sanity_checking:
             self.val_seconds.append(time.perf_counter() - self._t)
             self.monitored.append(float(trainer.callback_metrics[self.monitor]))
+            best = self.best_epoch()
+            log.info(
+                "epoch %d: %s %.4f (best %.4f at epoch %d) · train %.1f s · val %.1f s",
+                len(self.monitored),
+                self.monitor,
+                self.monitored[-1],
+                self.monitored[best - 1],
+                best,
+                self.train_seconds[-1] if self.train_seconds else 0.0,
+                self.val_seconds[-1],
+            )
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.elapsed_at_epoch_end.append(time.perf_counter() - self._fit_start)
@@ -43,3 +96,40 @@ class EpochTimer(L.Callback):
         if not self.monitored:
             return 0
         return max(range(len(self.monitored)), key=lambda i: (self.monitored[i], -i)) + 1
+
+
+class RandomState(L.Callback):
+    """Saves the random generators (python, numpy, torch CPU and CUDA) in each checkpoint and restores them
+    on ``resume_from=``, so dropout after a resume draws what it would have drawn without the break.
+    (Lightning runs the sanity validation under ``isolate_rng``, so it does not disturb the restored state.)
+    """
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "python": random.getstate(),
+            "numpy": _plain(np.random.get_state()),  # plain ints: checkpoints load with weights_only=True
+            "torch": torch.get_rng_state(),
+        }
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            state["cuda"] = torch.cuda.get_rng_state_all()
+        return state
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        if trainer.state.fn == "fit" and (state := checkpoint.get("callbacks", {}).get(self.state_key)):
+            self._restore(state)
+
+    @staticmethod
+    def _restore(state_dict: dict[str, Any]) -> None:
+        random.setstate(state_dict["python"])
+        name, keys, pos, has_gauss, gauss = state_dict["numpy"]
+        np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
+        torch.set_rng_state(state_dict["torch"])
+        if "cuda" in state_dict and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state_dict["cuda"])
+
+
+def _plain(numpy_state: Any) -> tuple[str, list[int], int, int, float]:
+    name, keys, pos, has_gauss, gauss = numpy_state
+    return str(name), [int(k) for k in keys], int(pos), int(has_gauss), float(gauss)
