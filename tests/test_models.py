@@ -21,8 +21,9 @@ def test_output_shape_and_tied_embeddings():
     assert net.item_embeddings().data_ptr() == net.item_emb.weight[1:].data_ptr()
 
 
-def test_no_information_flows_from_the_future():
-    net = small()
+@pytest.mark.parametrize("norm", ["pre", "post"])
+def test_no_information_flows_from_the_future(norm):
+    net = small(norm=norm)
     a = net(torch.tensor([[1, 2, 3, 4]]))
     b = net(torch.tensor([[1, 2, 3, 9]]))  # only the last item differs
     assert torch.allclose(a[:, :3], b[:, :3], atol=1e-6)
@@ -30,8 +31,9 @@ def test_no_information_flows_from_the_future():
 
 
 @pytest.mark.parametrize("positions", ["from_end", "from_start"])
-def test_extra_left_padding_does_not_change_real_positions(positions):
-    net = small(positions=positions)
+@pytest.mark.parametrize("norm", ["pre", "post"])
+def test_extra_left_padding_does_not_change_real_positions(positions, norm):
+    net = small(positions=positions, norm=norm)
     short = net(torch.tensor([[5, 6, 7]]))
     padded = net(torch.tensor([[0, 0, 0, 5, 6, 7]]))
     assert torch.allclose(short, padded[:, 3:], atol=1e-5)
@@ -51,9 +53,11 @@ def test_from_start_encodes_a_prefix_as_in_training():
     assert not torch.allclose(end(seq)[:, 4], end(seq[:, 2:5])[:, -1], atol=1e-3)
 
 
-def test_unknown_positions_is_an_error():
+def test_unknown_positions_or_norm_is_an_error():
     with pytest.raises(ValueError, match="from_end' or 'from_start"):
         small(positions="middle")
+    with pytest.raises(ValueError, match="'pre' or 'post'"):
+        small(norm="sandwich")
 
 
 def test_too_long_input_is_an_error():

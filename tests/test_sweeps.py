@@ -49,7 +49,7 @@ def test_optuna_study_resumes_and_exports_the_best_trial(tmp_path):
     assert text.startswith("# @package _global_") and "validation only" in text
     body = yaml.safe_load(text)
     assert body["defaults"] == [{"override /data": "synthetic"}, {"override /debug": "fast"}]
-    assert set(body["model"]["net"]) == {"dropout", "attn_dropout", "num_layers"}
+    assert set(body["model"]["net"]) == {"dropout", "attn_dropout", "num_layers", "positions", "norm"}
     assert "best trial" in first.stdout
     # every trial's objective is a validation number, and each wrote its own row
     assert all("val" in r["metrics"] for r in rows(tmp_path / "logs"))

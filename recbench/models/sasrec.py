@@ -4,7 +4,8 @@ A causal Transformer over the user's item sequence; the hidden state at position
 the next one by a dot product with the (tied) item embedding table.
 
 Differences from the paper, each a choice of later reimplementations that is known to help:
-* pre-LayerNorm blocks with a final LayerNorm (GPT-2 style) and GELU, for stable training;
+* GELU, and ``norm``: ``pre`` (default) LayerNorm blocks with a final LayerNorm (GPT-2 style), or
+  ``post``: LayerNorm after each residual sum and on the input embeddings (BERT style, RecBole's SASRec);
 * ``positions`` chooses how position embeddings are indexed (batches are left-padded only to their own
   longest sequence either way):
   - ``from_end`` (the paper's: it left-pads every sequence to max_len): the latest item of the *whole
@@ -44,8 +45,17 @@ class CausalSelfAttention(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, hidden_size: int, num_heads: int, ffn_size: int, dropout: float, attn_dropout: float):
+    def __init__(
+        self,
+        hidden_size: int,
+        num_heads: int,
+        ffn_size: int,
+        dropout: float,
+        attn_dropout: float,
+        norm: str = "pre",
+    ):
         super().__init__()
+        self.norm = norm
         self.ln1 = nn.LayerNorm(hidden_size)
         self.attn = CausalSelfAttention(hidden_size, num_heads, attn_dropout)
         self.ln2 = nn.LayerNorm(hidden_size)
@@ -55,6 +65,9 @@ class Block(nn.Module):
         self.drop = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+        if self.norm == "post":  # BERT / RecBole: normalise after each residual sum
+            x = self.ln1(x + self.drop(self.attn(x, allowed)))
+            return self.ln2(x + self.ffn(x))
         x = x + self.drop(self.attn(self.ln1(x), allowed))
         return x + self.ffn(self.ln2(x))
 
@@ -71,6 +84,7 @@ class SASRec(nn.Module):
     attn_dropout: dropout on attention probabilities.
     init_std: std of the normal initialisation of weights and embeddings.
     positions: ``from_end`` or ``from_start``, how position embeddings are indexed (module docstring).
+    norm: ``pre`` or ``post`` LayerNorm placement (module docstring).
     """
 
     def __init__(
@@ -85,18 +99,23 @@ class SASRec(nn.Module):
         attn_dropout: float = 0.2,
         init_std: float = 0.02,
         positions: str = "from_end",
+        norm: str = "pre",
     ) -> None:
         super().__init__()
         if positions not in ("from_end", "from_start"):
             raise ValueError(f"model.net.positions must be 'from_end' or 'from_start', got {positions!r}")
+        if norm not in ("pre", "post"):
+            raise ValueError(f"model.net.norm must be 'pre' or 'post', got {norm!r}")
         self.num_items, self.max_len, self.positions = num_items, max_len, positions
         self.item_emb = nn.Embedding(num_items + 1, hidden_size, padding_idx=0)
         self.pos_emb = nn.Embedding(max_len, hidden_size)
         self.emb_drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(
-            Block(hidden_size, num_heads, ffn_size, dropout, attn_dropout) for _ in range(num_layers)
+            Block(hidden_size, num_heads, ffn_size, dropout, attn_dropout, norm) for _ in range(num_layers)
         )
+        # pre: the final LayerNorm of pre-LN stacks; post: the LayerNorm on the input embeddings
         self.ln_f = nn.LayerNorm(hidden_size)
+        self.norm = norm
         self.apply(lambda m: self._init(m, init_std))
 
     @staticmethod
@@ -120,7 +139,8 @@ class SASRec(nn.Module):
             positions = (steps + (self.max_len - length))[None]  # (1, L)
         else:  # the oldest real item gets position 0; left padding is clamped to 0 (never read)
             positions = (steps[None] - (length - valid.sum(1, keepdim=True))).clamp(min=0)  # (B, L)
-        x = self.emb_drop(self.item_emb(tokens) + self.pos_emb(positions))  # (B, L, D)
+        x = self.item_emb(tokens) + self.pos_emb(positions)  # (B, L, D)
+        x = self.emb_drop(self.ln_f(x) if self.norm == "post" else x)
         causal = torch.ones(length, length, dtype=torch.bool, device=tokens.device).tril()
         # A real position may attend to earlier real positions; a padding position attends only to itself
         # so that no softmax row is empty (those rows are never read).
@@ -128,7 +148,7 @@ class SASRec(nn.Module):
         allowed = ((causal & valid[:, None, :]) | eye)[:, None]  # (B, 1, L, L)
         for block in self.blocks:
             x = block(x, allowed)
-        return self.ln_f(x)
+        return x if self.norm == "post" else self.ln_f(x)
 
     def item_embeddings(self) -> torch.Tensor:
         """(num_items, D) output embeddings, tied to the input ones (padding row excluded)."""
