@@ -57,3 +57,19 @@ def test_failed_write_leaves_nothing_behind(row_file, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         write_row(row, tmp_path / "r.json")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_new_key_at_its_neutral_value_keeps_the_old_hashes():
+    """Rows made before model.net.positions / norm existed group with rows that hold the old behaviour."""
+    from omegaconf import OmegaConf
+
+    from recbench.results.builder import config_hashes
+
+    base = {"paths": {"data_dir": "/x"}, "seed": 0, "model": {"net": {"dropout": 0.2}}}
+    old = OmegaConf.create(base)
+    neutral = OmegaConf.create(
+        {**base, "model": {"net": {"dropout": 0.2, "positions": "from_end", "norm": "pre"}}}
+    )
+    changed = OmegaConf.create({**base, "model": {"net": {"dropout": 0.2, "positions": "from_start"}}})
+    assert config_hashes(neutral) == config_hashes(old)
+    assert config_hashes(changed)[1] != config_hashes(old)[1]

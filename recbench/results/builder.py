@@ -26,11 +26,32 @@ from recbench.utils.environment import hardware, package_versions, peak_memory_m
 # Config keys that say where things are or how they are logged, not what is computed.
 NOT_HASHED = ("paths", "logger", "save_predictions", "resume_from", "torch_threads")
 
+# Keys added after rows were published, each with the value that reproduces the behaviour from before the
+# key existed. Holding that value, a key is left out of the hashes, so a row made before it existed and
+# one made after with the same setting share their setting hash (and their leaderboard group). Any other
+# value is hashed like every other key. Add an entry whenever a new option keeps the old behaviour as one
+# of its values; never remove one.
+NEUTRAL_WHEN: dict[str, object] = {
+    "model.net.positions": "from_end",  # SASRec, 2026-11-22
+    "model.net.norm": "pre",  # SASRec, 2026-11-22
+}
+
+
+def _drop_neutral(resolved: dict[str, Any]) -> None:
+    for dotted, neutral in NEUTRAL_WHEN.items():
+        *parents, leaf = dotted.split(".")
+        node: Any = resolved
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+        if isinstance(node, dict) and leaf in node and node[leaf] == neutral:
+            del node[leaf]
+
 
 def config_hashes(cfg: DictConfig) -> tuple[str, str]:
     """(config hash, setting hash): sha256 of the resolved config with every ``paths.*`` value replaced
-    by a placeholder (so the hash does not depend on the machine or the run folder) and the keys in
-    :data:`NOT_HASHED` left out. The setting hash also replaces the seed (everywhere it is interpolated)
+    by a placeholder (so the hash does not depend on the machine or the run folder), the keys in
+    :data:`NOT_HASHED` left out, and so are those of :data:`NEUTRAL_WHEN` holding their neutral value. The
+    setting hash also replaces the seed (everywhere it is interpolated)
     by a placeholder: rows sharing it are repeats of one configuration."""
 
     def digest(seed: object) -> str:
@@ -41,6 +62,7 @@ def config_hashes(cfg: DictConfig) -> tuple[str, str]:
             c.seed = seed
         resolved = OmegaConf.to_container(c, resolve=True)
         assert isinstance(resolved, dict)
+        _drop_neutral(resolved)
         kept = {str(k): v for k, v in resolved.items() if k not in NOT_HASHED}
         return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
 
