@@ -37,7 +37,7 @@ NEUTRAL_WHEN: dict[str, object] = {
 }
 
 
-def _drop_neutral(resolved: dict[str, Any]) -> None:
+def _drop_neutral(resolved: dict[Any, Any]) -> None:
     for dotted, neutral in NEUTRAL_WHEN.items():
         *parents, leaf = dotted.split(".")
         node: Any = resolved
