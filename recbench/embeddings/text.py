@@ -10,6 +10,7 @@ array.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -55,8 +56,13 @@ def _template_fields(template: str) -> list[str]:
     return [name for _, name, _, _ in string.Formatter().parse(template) if name]
 
 
+@functools.lru_cache(maxsize=2)
 def load_encoder(name: str = DEFAULT_ENCODER, device: str | None = None) -> Any:
-    """A SentenceTransformer; ``all-MiniLM-L6-v2`` comes from the offline package when it is installed."""
+    """A SentenceTransformer; ``all-MiniLM-L6-v2`` comes from the offline package when it is installed.
+
+    Loaded once per (name, device) and process: encoding does not change the model, and a run that encodes
+    both queries and a corpus (or items and their parameters count) would otherwise load it every time.
+    """
     from sentence_transformers import SentenceTransformer
 
     path: str = name
