@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recbench.data.download import DownloadError
 from recbench.data.esci import (
     OFFICIAL_FILES,
     ESCI150Source,
@@ -227,7 +228,7 @@ def test_download_from_local_server(tmp_path):
         assert digest in (tmp_path / "dest" / "SHA256SUMS").read_text()
         ds = load_search_dataset("x", ESCIOfficialSource(str(tmp_path / "dest")))
         assert ds.num_queries == 2
-        with pytest.raises(ValueError, match="sha256 is"):
+        with pytest.raises(DownloadError, match="sha256 is"):
             download(tmp_path / "bad", url, sha256={"products": "0" * 64})
         assert not (tmp_path / "bad" / OFFICIAL_FILES["products"]).exists()  # nothing half-checked kept
         assert not [p for p in (tmp_path / "bad").iterdir() if p.name.startswith(".")]

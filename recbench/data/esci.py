@@ -25,8 +25,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -36,6 +34,8 @@ import pandas as pd
 
 from recbench.data.amazon import missing_files_error, open_text
 from recbench.data.dataset import sha256_file
+from recbench.data.download import RemoteFile, fetch
+from recbench.results.schema import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -348,34 +348,26 @@ def download(
 ) -> dict[str, Path]:
     """Fetch the two official parquet files into ``dest`` (temp file, checked, then renamed).
 
+    Through :func:`recbench.data.download.fetch` (resumable, verified, renamed when complete).
     ``sha256`` maps the file keys of :data:`OFFICIAL_FILES` to expected digests; a mismatch deletes the
-    download and raises. Without a digest the computed one is logged and written to ``SHA256SUMS`` so
-    that it can be pinned in the dataset config.
+    download and raises :class:`~recbench.data.download.DownloadError`. Without a digest the computed
+    one is logged and written to ``SHA256SUMS`` so that it can be pinned in the dataset config.
     """
     folder = Path(dest).expanduser()
-    folder.mkdir(parents=True, exist_ok=True)
     out: dict[str, Path] = {}
     sums = []
     for key, filename in OFFICIAL_FILES.items():
-        url = base_url.rstrip("/") + "/" + filename
-        target = folder / filename
-        fd, tmp = tempfile.mkstemp(prefix=f".{filename}.", dir=folder)
-        try:
-            with os.fdopen(fd, "wb") as f, urllib.request.urlopen(url, timeout=timeout) as r:
-                while block := r.read(1 << 20):
-                    f.write(block)
-            digest = sha256_file(Path(tmp))
-            expected = (sha256 or {}).get(key)
-            if expected and digest != expected:
-                raise ValueError(f"{url}: sha256 is {digest}, expected {expected}")
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        log.info("%s -> %s (sha256 %s)", url, target, digest)
+        expected = (sha256 or {}).get(key)
+        remote = RemoteFile(
+            url=base_url.rstrip("/") + "/" + filename,
+            filename=filename,
+            checksum=f"sha256:{expected}" if expected else None,
+        )
+        out[key] = fetch(remote, folder, timeout=timeout)  # resumable, verified, renamed when complete
+        digest = sha256_file(out[key])
+        log.info("%s -> %s (sha256 %s)", remote.url, out[key], digest)
         sums.append(f"{digest}  {filename}")
-        out[key] = target
-    (folder / "SHA256SUMS").write_text("\n".join(sums) + "\n")
+    atomic_write_text(folder / "SHA256SUMS", "\n".join(sums) + "\n")
     return out
 
 
