@@ -26,7 +26,7 @@ def rows(folder: Path) -> list[dict]:
 
 
 def test_optuna_study_resumes_and_exports_the_best_trial(tmp_path):
-    db = tmp_path / "study.db"
+    db = tmp_path / "not-yet" / "study.db"  # the folder is created for the sweeper
     args = [
         "-m",
         "hparams_search=sasrec_optuna",

@@ -63,9 +63,17 @@ def merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 
 class ExportBestTrial(Callback):
+    """Creates the folder of the study's sqlite file before the sweeper opens it (sqlite cannot), and
+    exports the best trial as an experiment file when the sweep ends."""
+
     def __init__(self, name: str, directory: str | None = None) -> None:
         self.name = name
         self.directory = Path(directory) if directory else EXPERIMENT_DIR
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        storage = str(config.hydra.sweeper.get("storage") or "")
+        if storage.startswith("sqlite:///") and storage != "sqlite:///:memory:":
+            Path(storage.removeprefix("sqlite:///")).expanduser().parent.mkdir(parents=True, exist_ok=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
