@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -36,7 +34,7 @@ from torch import nn
 from recbench.data.datamodule import EvalBatch
 from recbench.data.prefixes import PrefixBatch
 from recbench.decoding.constrained import PrefixTables, constrained_beam_search
-from recbench.lit.next_item import finish_evaluation
+from recbench.lit.next_item import RankingEvaluation
 from recbench.metrics.ranking import RankMetric, compute
 from recbench.models.tiger import PAD, TIGER, IncrementalDecoder
 
@@ -51,7 +49,7 @@ def ranks_in_list(top_items: torch.Tensor, targets: torch.Tensor) -> torch.Tenso
     return pos.long()
 
 
-class GenerativeModule(L.LightningModule):
+class GenerativeModule(RankingEvaluation):
     """Args:
     net: a :class:`TIGER` (encoder-decoder over code tokens). loss: ``(query (N, D), targets (N,),
     output_emb (V, D)) -> loss``. optimizer: partial optimizer. metrics: rank metrics (cut-offs <= top_k).
@@ -94,10 +92,6 @@ class GenerativeModule(L.LightningModule):
         self.beam_size, self.top_k, self.warmup_steps = beam_size, top_k, warmup_steps
         self.predictions_k = min(predictions_k, top_k)
         self.progress_every = 50
-        self._outputs: dict[str, list[torch.Tensor]] = {}
-        self.results: dict[str, dict[str, float]] = {}
-        self.predictions: dict[str, np.ndarray] = {}
-        self.eval_seconds: dict[str, float] = {}
 
     # ---- inputs ---------------------------------------------------------------------------------
     def encoder_inputs(self, users: torch.Tensor, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -199,32 +193,8 @@ class GenerativeModule(L.LightningModule):
         for key, value in out.items():
             self._outputs.setdefault(key, []).append(value)
 
-    def _start(self, stage: str) -> None:
-        self._outputs = {}
-        self.eval_seconds[stage] = time.perf_counter()
-
-    def _finish(self, stage: str) -> None:
-        arrays = finish_evaluation(self, stage)
+    def _finish(self, stage: str) -> dict[str, np.ndarray]:
+        arrays = super()._finish(stage)
         if "tuple" in arrays:  # lenient diagnostic, never the headline (REPRODUCTION_NOTES trap 2)
             self.results[f"{stage}_tuple_level"] = compute(self.metrics, arrays["tuple"])
-        if stage == "test":
-            self.predictions = arrays
-        self.eval_seconds[stage] = time.perf_counter() - self.eval_seconds[stage]
-
-    def on_validation_epoch_start(self) -> None:
-        self._start("val")
-
-    def validation_step(self, batch: EvalBatch, batch_idx: int) -> None:
-        self._eval_step(batch, "val", batch_idx)
-
-    def on_validation_epoch_end(self) -> None:
-        self._finish("val")
-
-    def on_test_epoch_start(self) -> None:
-        self._start("test")
-
-    def test_step(self, batch: EvalBatch, batch_idx: int) -> None:
-        self._eval_step(batch, "test", batch_idx)
-
-    def on_test_epoch_end(self) -> None:
-        self._finish("test")
+        return arrays

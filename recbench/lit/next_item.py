@@ -35,7 +35,51 @@ class SequenceEncoder(Protocol):
     def parameters(self) -> Any: ...
 
 
-class NextItemModule(L.LightningModule):
+class RankingEvaluation(L.LightningModule):
+    """The evaluation pass both recipes share: per-batch outputs collected by ``_eval_step(batch, stage,
+    batch_idx)`` (defined by the recipe), closed by :func:`finish_evaluation`, timed per stage."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._outputs: dict[str, list[torch.Tensor]] = {}
+        self.results: dict[str, dict[str, float]] = {}  # "val", "test", "test_history_masked", ...
+        self.predictions: dict[str, np.ndarray] = {}
+        self.eval_seconds: dict[str, float] = {}
+
+    def _eval_step(self, batch: EvalBatch, stage: str, batch_idx: int) -> None:
+        raise NotImplementedError
+
+    def _start(self, stage: str) -> None:
+        self._outputs = {}
+        self.eval_seconds[stage] = time.perf_counter()
+
+    def _finish(self, stage: str) -> dict[str, np.ndarray]:
+        arrays = finish_evaluation(self, stage)
+        if stage == "test":
+            self.predictions = arrays
+        self.eval_seconds[stage] = time.perf_counter() - self.eval_seconds[stage]
+        return arrays
+
+    def on_validation_epoch_start(self) -> None:
+        self._start("val")
+
+    def validation_step(self, batch: EvalBatch, batch_idx: int) -> None:
+        self._eval_step(batch, "val", batch_idx)
+
+    def on_validation_epoch_end(self) -> None:
+        self._finish("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._start("test")
+
+    def test_step(self, batch: EvalBatch, batch_idx: int) -> None:
+        self._eval_step(batch, "test", batch_idx)
+
+    def on_test_epoch_end(self) -> None:
+        self._finish("test")
+
+
+class NextItemModule(RankingEvaluation):
     def __init__(
         self,
         net: SequenceEncoder,
@@ -48,10 +92,6 @@ class NextItemModule(L.LightningModule):
         super().__init__()
         self.net, self.loss, self.optimizer_factory = net, loss, optimizer
         self.metrics, self.mask_history, self.predictions_k = list(metrics), mask_history, predictions_k
-        self._outputs: dict[str, list[torch.Tensor]] = {}
-        self.results: dict[str, dict[str, float]] = {}  # "val", "test", "test_history_masked", ...
-        self.predictions: dict[str, np.ndarray] = {}
-        self.eval_seconds: dict[str, float] = {}
 
     # ---- training -------------------------------------------------------------------------------
     def training_step(self, batch: TrainBatch, batch_idx: int) -> torch.Tensor:
@@ -70,7 +110,7 @@ class NextItemModule(L.LightningModule):
         last = self.net(batch.inputs)[:, -1]  # (B, D)
         return (last @ self.net.item_embeddings().T).float()
 
-    def _eval_step(self, batch: EvalBatch, stage: str) -> None:
+    def _eval_step(self, batch: EvalBatch, stage: str, batch_idx: int = 0) -> None:
         scores = self.score(batch)  # (B, I)
         masked_scores = scores.clone()
         masked_scores[batch.history_rows, batch.history_items] = float("-inf")
@@ -85,34 +125,6 @@ class NextItemModule(L.LightningModule):
             out |= {"targets": batch.targets, "top_items": top_items, "top_scores": top_scores}
         for key, value in out.items():
             self._outputs.setdefault(key, []).append(value)
-
-    def _start(self, stage: str) -> None:
-        self._outputs = {}
-        self.eval_seconds[stage] = time.perf_counter()
-
-    def _finish(self, stage: str) -> None:
-        arrays = finish_evaluation(self, stage)
-        if stage == "test":
-            self.predictions = arrays
-        self.eval_seconds[stage] = time.perf_counter() - self.eval_seconds[stage]
-
-    def on_validation_epoch_start(self) -> None:
-        self._start("val")
-
-    def validation_step(self, batch: EvalBatch, batch_idx: int) -> None:
-        self._eval_step(batch, "val")
-
-    def on_validation_epoch_end(self) -> None:
-        self._finish("val")
-
-    def on_test_epoch_start(self) -> None:
-        self._start("test")
-
-    def test_step(self, batch: EvalBatch, batch_idx: int) -> None:
-        self._eval_step(batch, "test")
-
-    def on_test_epoch_end(self) -> None:
-        self._finish("test")
 
     def describe(self) -> dict[str, Any]:
         return {"n_params": sum(p.numel() for p in self.net.parameters())}
