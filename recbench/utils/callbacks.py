@@ -14,7 +14,22 @@ import torch
 log = logging.getLogger(__name__)
 
 
-class EpochTimer(L.Callback):
+class ResumableState(L.Callback):
+    """A callback whose ``state_dict`` is restored only when a fit resumes from a checkpoint: validate/test
+    on the selected checkpoint must not roll the run's record (or its random state) back to that epoch.
+    Subclasses define ``state_dict`` and ``_restore``."""
+
+    def _restore(self, state_dict: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        if trainer.state.fn == "fit" and (state := checkpoint.get("callbacks", {}).get(self.state_key)):
+            self._restore(state)
+
+
+class EpochTimer(ResumableState):
     """Wall time of each training pass and validation pass, elapsed time at each epoch's end, and the
     monitored validation value of each epoch (to report when the selected epoch was reached).
 
@@ -43,14 +58,6 @@ class EpochTimer(L.Callback):
             "elapsed_at_epoch_end": list(self.elapsed_at_epoch_end),
             "monitored": list(self.monitored),
         }
-
-    def on_load_checkpoint(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
-    ) -> None:
-        # Only a resumed fit continues the history: validate/test on the selected checkpoint must not
-        # roll the record of this run back to that epoch.
-        if trainer.state.fn == "fit" and (state := checkpoint.get("callbacks", {}).get(self.state_key)):
-            self._restore(state)
 
     def _restore(self, state_dict: dict[str, Any]) -> None:
         self.train_seconds = list(state_dict["train_seconds"])
@@ -98,7 +105,7 @@ class EpochTimer(L.Callback):
         return max(range(len(self.monitored)), key=lambda i: (self.monitored[i], -i)) + 1
 
 
-class RandomState(L.Callback):
+class RandomState(ResumableState):
     """Saves the random generators (python, numpy, torch CPU and CUDA) in each checkpoint and restores them
     on ``resume_from=``, so dropout after a resume draws what it would have drawn without the break.
     (Lightning runs the sanity validation under ``isolate_rng``, so it does not disturb the restored state.)
@@ -114,14 +121,7 @@ class RandomState(L.Callback):
             state["cuda"] = torch.cuda.get_rng_state_all()
         return state
 
-    def on_load_checkpoint(
-        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
-    ) -> None:
-        if trainer.state.fn == "fit" and (state := checkpoint.get("callbacks", {}).get(self.state_key)):
-            self._restore(state)
-
-    @staticmethod
-    def _restore(state_dict: dict[str, Any]) -> None:
+    def _restore(self, state_dict: dict[str, Any]) -> None:
         random.setstate(state_dict["python"])
         name, keys, pos, has_gauss, gauss = state_dict["numpy"]
         np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, gauss))
