@@ -178,7 +178,23 @@ class SearchSource(Protocol):
     def read(self, name: str) -> SearchDataset: ...
 
 
-class ESCIOfficialSource:
+class _ExamplesAndProducts:
+    """A search source read from one examples file and one products file under ``root``."""
+
+    root: Path
+    examples_file: Path
+    products_file: Path
+    HOWTO: str
+
+    def files(self) -> dict[str, Path]:
+        files = {"examples": self.examples_file, "products": self.products_file}
+        missing = [p for p in files.values() if not p.is_file()]
+        if missing:
+            raise missing_files_error(self.root.name, self.root, missing, self.HOWTO)
+        return files
+
+
+class ESCIOfficialSource(_ExamplesAndProducts):
     """The official ESCI release (schema of amazon-science/esci-data ``shopping_queries_dataset/``).
 
     Args:
@@ -214,13 +230,6 @@ class ESCIOfficialSource:
         self.locale, self.version, self.split, self.corpus = locale, version, split, corpus
         self.examples_file, self.products_file = self.root / examples_file, self.root / products_file
 
-    def files(self) -> dict[str, Path]:
-        files = {"examples": self.examples_file, "products": self.products_file}
-        missing = [p for p in files.values() if not p.is_file()]
-        if missing:
-            raise missing_files_error(self.root.name, self.root, missing, self.HOWTO)
-        return files
-
     def read(self, name: str) -> SearchDataset:
         cols = ["query_id", "query", "product_id", "product_locale", "esci_label", f"{self.version}_version"]
         ex = pd.read_parquet(self.examples_file, columns=[*cols, "split"])
@@ -244,7 +253,7 @@ class ESCIOfficialSource:
         return SearchDataset.from_frames(name, ex, products, meta=meta)
 
 
-class ESCI150Source:
+class ESCI150Source(_ExamplesAndProducts):
     """The 150-query US set (``esci/raw`` in the shared data folder; see its SOURCE.md).
 
     Examples: ``derived_opensearch150_examples_us.csv.gz`` (query_id, query, product_id, product_locale,
@@ -268,13 +277,6 @@ class ESCI150Source:
         self.root = Path(root).expanduser()
         self.examples_file, self.products_file = self.root / examples_file, self.root / products_file
         self.known_test_only = known_test_only
-
-    def files(self) -> dict[str, Path]:
-        files = {"examples": self.examples_file, "products": self.products_file}
-        missing = [p for p in files.values() if not p.is_file()]
-        if missing:
-            raise missing_files_error(self.root.name, self.root, missing, self.HOWTO)
-        return files
 
     def read(self, name: str) -> SearchDataset:
         ex = pd.read_csv(self.examples_file, dtype=str, keep_default_na=False)
