@@ -191,3 +191,14 @@ def test_ranks_take_disjoint_equal_shares_of_batches():
     assert [len(s) for s in shards] == [10, 10, 10]  # 32 // 3 each; 2 batches dropped this epoch
     seen = [i for s in shards for b in s for i in b]
     assert len(seen) == len(set(seen))
+
+
+def test_bucket_pool_zero_gives_uniform_random_batches():
+    """pool=0: consecutive slices of one seeded permutation, lengths not sorted (RecBole's batches)."""
+    lengths = np.arange(1000) % 50
+    batches = list(BucketBatchSampler(lengths, 100, seed=3, pool=0))
+    order = [i for b in batches for i in b]
+    assert sorted(order) == list(range(1000))
+    perm = np.random.default_rng([3, 0]).permutation(1000)
+    assert sorted(map(sorted, batches)) == sorted(sorted(perm[i : i + 100]) for i in range(0, 1000, 100))
+    assert all(np.ptp(lengths[b]) > 40 for b in batches), "batches mix lengths"

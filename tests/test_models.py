@@ -92,3 +92,22 @@ def test_bce_negatives_never_equal_the_positive():
     loss = SampledBCE(num_negatives=4)(q, torch.ones(500, dtype=torch.long), e)
     # the negative term is log(2) per negative only if no negative hit item 1 (which would cost 100)
     assert loss.item() < 1.0
+
+
+def test_prefix_step_equals_the_padded_batch_loss():
+    """Length-sorted micro-batches give the loss of the whole left-padded prefix batch (no dropout)."""
+    from recbench.data.prefixes import PrefixBatch
+    from recbench.lit.next_item import NextItemModule
+
+    torch.manual_seed(0)
+    net = SASRec(num_items=30, max_len=8, dropout=0.0, attn_dropout=0.0, positions="from_start", norm="post")
+    module = NextItemModule(net, FullSoftmaxCE(), torch.optim.Adam, metrics=[], micro_batch=3)
+    module.log = lambda *a, **k: None  # type: ignore[method-assign]
+    lengths = torch.tensor([1, 8, 3, 5, 2, 8, 4])
+    inputs = torch.zeros(7, 8, dtype=torch.long)
+    for row, n in enumerate(lengths.tolist()):
+        inputs[row, 8 - n :] = torch.randint(1, 31, (n,))
+    targets = torch.randint(0, 30, (7,))
+    batch = PrefixBatch(users=torch.arange(7), inputs=inputs, targets=targets)
+    padded = FullSoftmaxCE()(net(inputs)[:, -1], targets, net.item_embeddings())
+    torch.testing.assert_close(module.training_step(batch, 0), padded)

@@ -66,6 +66,19 @@ def test_every_model_writes_a_valid_row(model, tmp_path, embedding_cache):
     assert row.metrics["test"]["ndcg@10"] == pytest.approx(back.metrics["test"]["ndcg@10"], rel=1e-7)
 
 
+def test_sasrec_trains_on_prefixes(tmp_path):
+    """datamodule=prefix with uniformly random batches (RecBole's training regime) runs end to end."""
+    fast_run(
+        tmp_path,
+        "model=sasrec",
+        "datamodule=prefix",
+        "datamodule.bucket_pool=0",
+        "model.module.micro_batch=16",
+    )
+    back = read_row(tmp_path / "result.json")
+    assert back.config["datamodule"]["bucket_pool"] == 0 and back.cost.epochs_trained == 2
+
+
 @pytest.mark.parametrize("model", [m for m in options("model") if model_task(m) == "search"])
 @pytest.mark.parametrize("protocol", ["esci_rerank", "esci_retrieve"])
 def test_every_search_model_writes_a_valid_row(model, protocol, tmp_path, embedding_cache):

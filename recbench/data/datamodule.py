@@ -64,6 +64,8 @@ def train_windows(offsets: np.ndarray, train_end: np.ndarray, max_len: int) -> t
 
 class BucketBatchSampler(Sampler[list[int]]):
     """Batches of similar length: shuffle, sort within pools of ``pool`` batches, shuffle the batches.
+    ``pool=0`` turns bucketing off: consecutive slices of one random permutation (uniform random batches,
+    as RecBole and most trainers draw them).
 
     Seeded; each pass over the data (epoch) uses a fresh, reproducible permutation. Under distributed
     training every rank draws the same permutation and takes every ``world``-th batch; the last
@@ -84,11 +86,12 @@ class BucketBatchSampler(Sampler[list[int]]):
         rng = np.random.default_rng([self.seed, self.epoch])
         self.epoch += 1
         order = rng.permutation(len(self.lengths))
-        span = self.batch_size * self.pool
+        span = self.batch_size * self.pool if self.pool else len(order)
         batches = []
         for s in range(0, len(order), span):
             chunk = order[s : s + span]
-            chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
+            if self.pool:
+                chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
             batches += [
                 chunk[i : i + self.batch_size].tolist() for i in range(0, len(chunk), self.batch_size)
             ]
@@ -105,9 +108,14 @@ class TrainBatches(IterableDataset):
     """
 
     def __init__(
-        self, sizes: np.ndarray, batch_size: int, seed: int, collate: Callable[[list[int]], TrainBatch]
+        self,
+        sizes: np.ndarray,
+        batch_size: int,
+        seed: int,
+        collate: Callable[[list[int]], TrainBatch],
+        pool: int = 50,
     ):
-        self.sampler = BucketBatchSampler(sizes, batch_size, seed)
+        self.sampler = BucketBatchSampler(sizes, batch_size, seed, pool=pool)
         self.collate = collate
 
     def __len__(self) -> int:
@@ -133,6 +141,8 @@ class SequentialDataModule(L.LightningDataModule):
         batch_size: training sequences (windows) per batch.
         eval_batch_size: users per evaluation batch; lowered automatically so that one batch's score
             matrix stays under ``score_budget`` floats whatever the number of items.
+        bucket_pool: batches are drawn from length buckets of this many batches (less padding); 0 draws
+            uniformly random batches instead.
     """
 
     def __init__(
@@ -145,8 +155,12 @@ class SequentialDataModule(L.LightningDataModule):
         score_budget: int = 1 << 25,
         seed: int = 0,
         num_workers: int = 0,
+        bucket_pool: int = 50,
     ) -> None:
         super().__init__()
+        if bucket_pool < 0:
+            raise ValueError(f"datamodule.bucket_pool must be >= 0 (0: no bucketing), got {bucket_pool}")
+        self.bucket_pool = bucket_pool
         self.ds, self.split, self.max_len = dataset, split, max_len
         self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
         self.eval_batch_size = max(1, min(eval_batch_size, score_budget // max(1, dataset.num_items)))
@@ -181,7 +195,9 @@ class SequentialDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         if self.num_workers:
             raise ValueError("datamodule.num_workers must be 0: batches are collated in the main process")
-        self._train = TrainBatches(self.sizes, self.batch_size, self.seed, self.collate_train)
+        self._train = TrainBatches(
+            self.sizes, self.batch_size, self.seed, self.collate_train, pool=self.bucket_pool
+        )
         self._train.sampler.epoch = self._train_passes
         return DataLoader(self._train, batch_size=None)
 

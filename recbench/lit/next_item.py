@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from recbench.data.datamodule import EvalBatch, TrainBatch
+from recbench.data.prefixes import PrefixBatch
 from recbench.metrics.ranking import RankMetric, compute, target_ranks
 
 
@@ -88,17 +89,37 @@ class NextItemModule(RankingEvaluation):
         metrics: Sequence[RankMetric],
         mask_history: bool = False,
         predictions_k: int = 100,
+        micro_batch: int = 256,
     ) -> None:
         super().__init__()
         self.net, self.loss, self.optimizer_factory = net, loss, optimizer
         self.metrics, self.mask_history, self.predictions_k = list(metrics), mask_history, predictions_k
+        self.micro_batch = micro_batch
 
     # ---- training -------------------------------------------------------------------------------
-    def training_step(self, batch: TrainBatch, batch_idx: int) -> torch.Tensor:
+    def training_step(self, batch: TrainBatch | PrefixBatch, batch_idx: int) -> torch.Tensor:
+        if isinstance(batch, PrefixBatch):
+            return self._prefix_step(batch)
         hidden = self.net(batch.inputs)  # (B, L, D)
         valid = batch.targets != 0
         loss = self.loss(hidden[valid], batch.targets[valid] - 1, self.net.item_embeddings())
         self.log("train/loss", loss, prog_bar=True, batch_size=int(valid.sum()))
+        return loss
+
+    def _prefix_step(self, batch: PrefixBatch) -> torch.Tensor:
+        """One sample per prefix (``datamodule=prefix``, RecBole's way): the loss of the whole batch, read at
+        each prefix's latest position. The batch is run as length-sorted micro-batches, each cut to its own
+        longest history: with causal attention and padding masked, a prefix's output does not depend on
+        the padding around it, so this is the batch's loss at a fraction of the padded cost."""
+        lengths = (batch.inputs != 0).sum(1)
+        order = lengths.argsort(stable=True)
+        total = batch.inputs.new_zeros((), dtype=torch.float32)
+        for chunk in order.split(self.micro_batch):
+            width = max(int(lengths[chunk].max()), 1)
+            last = self.net(batch.inputs[chunk, -width:])[:, -1]  # (b, D)
+            total = total + self.loss(last, batch.targets[chunk], self.net.item_embeddings()) * len(chunk)
+        loss = total / len(order)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(order))
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:

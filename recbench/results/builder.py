@@ -34,6 +34,8 @@ NOT_HASHED = ("paths", "logger", "save_predictions", "resume_from", "torch_threa
 NEUTRAL_WHEN: dict[str, object] = {
     "model.net.positions": "from_end",  # SASRec, 2026-11-22
     "model.net.norm": "pre",  # SASRec, 2026-11-22
+    "datamodule.bucket_pool": 50,  # 2026-11-22 (session 3)
+    "model.module.micro_batch": 256,  # SASRec, 2026-11-22 (session 3)
 }
 
 
