@@ -109,7 +109,10 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> ResultRow:
         log.info("training finished in %.1f s", time.perf_counter() - started)
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     ckpt = best or None  # no checkpoint (e.g. zero epochs): evaluate the weights as they are
-    trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt)
+    if ckpt and timer.last_validation_is_best():  # same weights, deterministic evaluation: reuse the pass
+        log.info("the selected epoch is the last one validated: its validation pass is reused")
+    else:
+        trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt)
     trainer.test(module, datamodule=datamodule, ckpt_path=ckpt)
 
     # 5. The result row and per-user predictions, written atomically, by one process under DDP.

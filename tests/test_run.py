@@ -146,6 +146,18 @@ def test_same_seed_same_numbers(tmp_path):
     assert a.config_hash == b.config_hash
 
 
+def test_reused_validation_pass_equals_a_fresh_one(tmp_path, monkeypatch):
+    """When the selected epoch is the last one validated, its fit-time validation pass is reused; the row is
+    the one a fresh validation of the restored checkpoint gives."""
+    from recbench.utils.callbacks import EpochTimer
+
+    reused = fast_run(tmp_path / "a")
+    assert reused.cost.best_epoch == reused.cost.epochs_trained  # the case that reuses the pass
+    monkeypatch.setattr(EpochTimer, "last_validation_is_best", lambda self: False)
+    fresh = fast_run(tmp_path / "b")
+    assert reused.metrics == fresh.metrics
+
+
 def test_bce_loss_runs(tmp_path):
     assert fast_run(tmp_path, "loss=bce").model.loss == "SampledBCE"
 

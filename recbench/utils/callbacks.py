@@ -44,6 +44,7 @@ class EpochTimer(ResumableState):
         self.val_seconds: list[float] = []
         self.elapsed_at_epoch_end: list[float] = []
         self.monitored: list[float] = []
+        self.validated_in_this_fit = 0  # validation passes of the fit run by this process (not restored)
         self._fit_start = self._t = 0.0
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
@@ -83,6 +84,7 @@ class EpochTimer(ResumableState):
         if trainer.state.fn == "fit" and not trainer.sanity_checking:
             self.val_seconds.append(time.perf_counter() - self._t)
             self.monitored.append(float(trainer.callback_metrics[self.monitor]))
+            self.validated_in_this_fit += 1
             best = self.best_epoch()
             log.info(
                 "epoch %d: %s %.4f (best %.4f at epoch %d) · train %.1f s · val %.1f s",
@@ -97,6 +99,11 @@ class EpochTimer(ResumableState):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self.elapsed_at_epoch_end.append(time.perf_counter() - self._fit_start)
+
+    def last_validation_is_best(self) -> bool:
+        """The last validation pass of this process's fit scored the selected epoch: the weights in memory
+        are those of the selected checkpoint and that pass's results are its validation results."""
+        return self.validated_in_this_fit > 0 and self.best_epoch() == len(self.monitored)
 
     def best_epoch(self) -> int:
         """1-based epoch with the highest monitored value (first one on ties, as ModelCheckpoint keeps)."""
