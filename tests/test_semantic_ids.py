@@ -106,3 +106,10 @@ def test_text_template_and_missing_text():
     assert AtomicTokenizer().fit(
         SequenceDataset.from_sequences("t", [("u", ["a"])], item_text=text)
     ).codes().shape == (1, 1)
+
+
+def test_atomic_tokenizer_names_unexpected_keys():
+    with pytest.raises(
+        ValueError, match=r"takes no parameters, got: codebook_size.*'~tokenizer.codebook_size'"
+    ):
+        AtomicTokenizer(codebook_size=256)

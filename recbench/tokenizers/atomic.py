@@ -19,6 +19,15 @@ class AtomicTokenizer:
     name = "atomic"
     semantic_levels = 1
 
+    def __init__(self, **unexpected: Any) -> None:
+        if unexpected:  # typically keys an experiment file set for a semantic-ID tokenizer
+            keys = ", ".join(sorted(unexpected))
+            removal = " ".join(f"'~tokenizer.{k}'" for k in sorted(unexpected))
+            raise ValueError(
+                f"tokenizer=atomic takes no parameters, got: {keys}. If an experiment file set them for "
+                f"another tokenizer, remove them on the command line: {removal}"
+            )
+
     def fit(self, dataset: SequenceDataset) -> AtomicTokenizer:
         self.num_items = dataset.num_items
         self.code_sizes = [dataset.num_items]
