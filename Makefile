@@ -30,16 +30,17 @@ lint:
 	$(VENV)/bin/ruff format --check recbench tests scripts
 	$(VENV)/bin/mypy
 
-repro:  ## SASRec on Amazon Beauty, 3 seeds, rows added to the leaderboard (about 15 min a seed on 2 CPU cores)
-	$(PYTHON) -m recbench.run -m experiment=sasrec_beauty seed=$(SEEDS) hydra.sweep.dir=outputs/repro/$(STAMP)
+repro:  ## SASRec on Amazon Beauty trained as RecBole does, 3 seeds, rows added to the leaderboard (~40-60 min a seed, 1 thread)
+	$(PYTHON) -m recbench.run -m experiment=sasrec_beauty_recbole_prefix seed=$(SEEDS) hydra.sweep.dir=outputs/repro/$(STAMP)
 	$(PYTHON) -m recbench.leaderboard add outputs/repro/$(STAMP)
 	$(PYTHON) -m recbench.leaderboard build
 
 leaderboard:
 	$(PYTHON) -m recbench.leaderboard build
 
-bench:  ## training and evaluation speed of SASRec on Beauty (seconds per epoch, eval seconds, peak memory)
+bench:  ## training and evaluation speed of SASRec on Beauty, dense and RecBole's prefix regime (s/epoch, eval s, peak memory)
 	$(PYTHON) scripts/bench_sasrec.py
+	$(PYTHON) scripts/bench_sasrec.py --out outputs/bench/sasrec_beauty_prefix.json experiment=sasrec_beauty_recbole_prefix
 
 bench-data:  ## preprocessing wall time and peak memory per dataset, plus ML-20M-sized input (synthetic if absent)
 	$(PYTHON) scripts/bench_data.py

@@ -48,8 +48,7 @@ def main() -> None:
     row = run(cfg, overrides=overrides)
     report = {
         "what": f"SASRec on amazon_beauty, {args.epochs} epochs, cost only",
-        "command": "python scripts/bench_sasrec.py "
-        + " ".join(f"--{k} {v}" for k, v in {"epochs": args.epochs}.items()),
+        "command": " ".join(["python scripts/bench_sasrec.py", f"--epochs {args.epochs}", *args.overrides]),
         "overrides": overrides,
         "seconds_per_epoch": row.cost.seconds_per_epoch,
         "val_seconds_per_epoch": row.cost.val_seconds_per_epoch,
