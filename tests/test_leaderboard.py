@@ -66,7 +66,19 @@ def test_add_and_build_with_p_values(run_dir, tmp_path):
     expected = "<0.001" if p < 1e-3 else f"{p:.3f}"
     worse_line = next(line for line in md.splitlines() if line.startswith("| worse |"))
     assert f"| {expected} |" in worse_line
+    assert "| cap 2 |" in worse_line  # debug=fast trains to trainer.max_epochs = 2: said in the table
     assert (root / "README.md").is_file()
+
+
+def test_stopped_says_early_stop_or_epoch_cap(run_dir):
+    from recbench.leaderboard.build import stopped
+    from recbench.results.schema import read_row
+
+    row = read_row(run_dir / "result.json")
+    assert stopped([row]) == "cap 2"
+    early = row.model_copy(update={"config": {**row.config, "trainer": {"max_epochs": 200}}})
+    none = row.model_copy(update={"cost": row.cost.model_copy(update={"epochs_trained": 0})})
+    assert stopped([early]) == "early" and stopped([none]) == "–" and stopped([row, early]) == "cap 2, early"
 
 
 def test_html_renders_in_headless_chromium(run_dir, tmp_path):

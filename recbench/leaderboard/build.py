@@ -145,7 +145,32 @@ def make_groups(entries: list[tuple[Path, ResultRow]]) -> list[Group]:
     return groups
 
 
-HEADER = ["model", "seeds", "best epoch", "s/epoch", "train s to best", "test eval s", "params", "peak MB"]
+HEADER = [
+    "model",
+    "seeds",
+    "best epoch",
+    "stopped",
+    "s/epoch",
+    "train s to best",
+    "test eval s",
+    "params",
+    "peak MB",
+]
+
+
+def stopped(rows: list[ResultRow]) -> str:
+    """How training ended: ``early`` (early stopping) or ``cap N`` (it reached trainer.max_epochs = N, so it
+    may have been cut while still improving); ``–`` for rows that train nothing."""
+    reasons = set()
+    for r in rows:
+        cap = (r.config.get("trainer") or {}).get("max_epochs")
+        if r.cost.epochs_trained == 0:
+            reasons.add("–")
+        elif isinstance(cap, int) and r.cost.epochs_trained >= cap:
+            reasons.add(f"cap {cap}")
+        else:
+            reasons.add("early")
+    return ", ".join(sorted(reasons))
 
 
 def table(groups: list[Group], cols: list[str], masked: bool) -> tuple[list[str], list[list[str]]]:
@@ -160,6 +185,7 @@ def table(groups: list[Group], cols: list[str], masked: bool) -> tuple[list[str]
         cells.append("best" if masked not in g.p_value else fmt_p(g.p_value[masked]))
         cells += [
             fmt_mean([r.cost.best_epoch for r in g.rows], 1),
+            stopped(g.rows),
             fmt_mean([r.cost.seconds_per_epoch for r in g.rows], 1),
             fmt_mean([r.cost.train_seconds_to_best for r in g.rows]),
             fmt_mean([r.cost.test_seconds for r in g.rows], 1),
