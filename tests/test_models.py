@@ -60,6 +60,26 @@ def test_unknown_positions_or_norm_is_an_error():
         small(norm="sandwich")
 
 
+def test_cosine_scores_are_cosines_over_temperature():
+    """similarity=cosine: score = cos(hidden, item embedding) / temperature, by hand; dot is unchanged."""
+    dot, cos = small(), small(similarity="cosine", temperature=0.05)  # same seed: same weights
+    seq = torch.tensor([[0, 3, 4, 5]])
+    h = dot(seq)[0, -1]
+    e = dot.item_embeddings()
+    expected = torch.stack([h @ e[i] / (h.norm() * e[i].norm()) / 0.05 for i in range(len(e))])
+    got = cos(seq)[0, -1] @ cos.item_embeddings().T
+    assert torch.allclose(got, expected, atol=1e-4)
+    assert got.abs().max() <= 1 / 0.05 + 1e-4
+    assert torch.allclose(small(temperature=2.0)(seq)[0, -1], h / 2.0)
+
+
+def test_unknown_similarity_or_bad_temperature_is_an_error():
+    with pytest.raises(ValueError, match="'dot' or 'cosine'"):
+        small(similarity="l2")
+    with pytest.raises(ValueError, match="temperature must be > 0"):
+        small(similarity="cosine", temperature=0)
+
+
 def test_too_long_input_is_an_error():
     with pytest.raises(ValueError, match="exceeds max_len 8"):
         small()(torch.ones(1, 9, dtype=torch.long))

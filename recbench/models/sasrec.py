@@ -15,6 +15,9 @@ Differences from the paper, each a choice of later reimplementations that is kno
   - ``from_start`` (RecBole's: right-padded, positions 0..n-1): the oldest item of the window is at
     position 0, so a prefix is encoded identically in training and at evaluation (for histories up to
     max_len, dense supervision then computes exactly what RecBole's one-example-per-prefix training does).
+* ``similarity``: ``dot`` (the paper's) scores an item by hidden . embedding; ``cosine`` L2-normalises both
+  and divides by ``temperature``, as the generative-recommenders (HSTU) SASRec baseline whose ML-1M figures
+  the issues cite (temperature 0.05 there). Scores are logits: the loss and the ranking read them as given.
 The loss is not part of the network: it is chosen in the config (full-softmax CE by default).
 """
 
@@ -85,6 +88,8 @@ class SASRec(nn.Module):
     init_std: std of the normal initialisation of weights and embeddings.
     positions: ``from_end`` or ``from_start``, how position embeddings are indexed (module docstring).
     norm: ``pre`` or ``post`` LayerNorm placement (module docstring).
+    similarity: ``dot`` or ``cosine`` item scoring (module docstring).
+    temperature: scores are divided by it (1.0: unchanged).
     """
 
     def __init__(
@@ -100,8 +105,15 @@ class SASRec(nn.Module):
         init_std: float = 0.02,
         positions: str = "from_end",
         norm: str = "pre",
+        similarity: str = "dot",
+        temperature: float = 1.0,
     ) -> None:
         super().__init__()
+        if similarity not in ("dot", "cosine"):
+            raise ValueError(f"model.net.similarity must be 'dot' or 'cosine', got {similarity!r}")
+        if not temperature > 0:
+            raise ValueError(f"model.net.temperature must be > 0, got {temperature!r}")
+        self.similarity, self.temperature = similarity, float(temperature)
         if positions not in ("from_end", "from_start"):
             raise ValueError(f"model.net.positions must be 'from_end' or 'from_start', got {positions!r}")
         if norm not in ("pre", "post"):
@@ -148,8 +160,13 @@ class SASRec(nn.Module):
         allowed = ((causal & valid[:, None, :]) | eye)[:, None]  # (B, 1, L, L)
         for block in self.blocks:
             x = block(x, allowed)
-        return x if self.norm == "post" else self.ln_f(x)
+        x = x if self.norm == "post" else self.ln_f(x)
+        if self.similarity == "cosine":
+            x = F.normalize(x, dim=-1)
+        return x / self.temperature if self.temperature != 1.0 else x
 
     def item_embeddings(self) -> torch.Tensor:
-        """(num_items, D) output embeddings, tied to the input ones (padding row excluded)."""
-        return self.item_emb.weight[1:]
+        """(num_items, D) output embeddings, tied to the input ones (padding row excluded); unit length
+        under ``similarity=cosine``."""
+        weight = self.item_emb.weight[1:]
+        return F.normalize(weight, dim=-1) if self.similarity == "cosine" else weight

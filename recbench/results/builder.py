@@ -36,6 +36,8 @@ NEUTRAL_WHEN: dict[str, object] = {
     "model.net.norm": "pre",  # SASRec, 2026-11-22
     "datamodule.bucket_pool": 50,  # 2026-11-22 (session 3)
     "model.module.micro_batch": 256,  # SASRec, 2026-11-22 (session 3)
+    "model.net.similarity": "dot",  # SASRec, 2026-11-22 (session 4)
+    "model.net.temperature": 1.0,  # SASRec, 2026-11-22 (session 4)
 }
 
 
