@@ -161,3 +161,21 @@ def test_committed_leaderboard_is_up_to_date(tmp_path):
         assert (copy / name).read_text() == (repo / name).read_text(), (
             f"{name} is stale: run make leaderboard"
         )
+
+
+def test_shipped_references_are_well_formed():
+    """Every published number beside our rows names its source and says nothing the tables cannot show."""
+    import yaml
+
+    from recbench.leaderboard.build import COLUMNS
+
+    refs = yaml.safe_load((Path(__file__).parents[1] / "leaderboards" / "references.yaml").read_text())
+    assert refs, "leaderboards/references.yaml is empty"
+    for dataset, entries in refs.items():
+        for ref in entries:
+            where = f"references.yaml: {dataset}: {ref.get('model')!r}"
+            assert ref.get("model") and ref.get("source"), where
+            assert set(ref) <= {"model", "source", "metrics", "mask_history"}, where
+            assert ref.get("mask_history", False) in (True, False), where
+            assert ref["metrics"] and set(ref["metrics"]) <= set(COLUMNS), where
+            assert all(0 < v < 1 for v in ref["metrics"].values()), where
