@@ -81,6 +81,36 @@ def test_stopped_says_early_stop_or_epoch_cap(run_dir):
     assert stopped([early]) == "early" and stopped([none]) == "–" and stopped([row, early]) == "cap 2, early"
 
 
+def test_resumed_rows_show_and_rerun_their_from_scratch_command(run_dir, tmp_path, monkeypatch):
+    """A run resumed from its own checkpoint is shown, and re-run by ``verify``, without the checkpoint path
+    (resuming reproduces the uninterrupted run), and the page says it was trained in several sittings."""
+    import subprocess as sp
+
+    from recbench.leaderboard import verify as verify_mod
+    from recbench.leaderboard.build import shown_command
+    from recbench.results.schema import read_row
+
+    row = read_row(run_dir / "result.json")
+    resumed = row.model_copy(
+        update={"command": "python -m recbench.run model=sasrec seed=0 resume_from=/x/last.ckpt"}
+    )
+    assert shown_command(row) == f"`{row.command}`"
+    assert shown_command(resumed) == (
+        "`python -m recbench.run model=sasrec seed=0`"
+        " (trained in several sittings, resumed from its own checkpoints)"
+    )
+    seen = {}
+
+    def fake_run(cmd, **kw):
+        seen["cmd"] = cmd
+        return sp.CompletedProcess(cmd, 1, "", "stopped here")
+
+    monkeypatch.setattr(verify_mod.subprocess, "run", fake_run)
+    with pytest.raises(RuntimeError, match="stopped here"):
+        verify_mod.rerun(resumed, tmp_path)
+    assert "model=sasrec" in seen["cmd"] and not any(a.startswith("resume_from=") for a in seen["cmd"])
+
+
 def test_html_renders_in_headless_chromium(run_dir, tmp_path):
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:

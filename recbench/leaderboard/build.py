@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import shlex
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -208,6 +209,16 @@ def reference_table(references: list[dict[str, Any]], cols: list[str]) -> tuple[
     return header, body
 
 
+def shown_command(row: ResultRow) -> str:
+    """The row's command as a reader can rerun it: a run trained in several sittings (``resume_from=`` its
+    own checkpoints, which reproduces the uninterrupted run) is shown without the checkpoint path."""
+    args = shlex.split(row.command)
+    kept = [a for a in args if not a.startswith("resume_from=")]
+    if len(kept) == len(args):
+        return f"`{row.command}`"
+    return f"`{shlex.join(kept)}` (trained in several sittings, resumed from its own checkpoints)"
+
+
 def describe(first: ResultRow) -> str:
     return (
         f"Protocol: {first.protocol.name} v{first.protocol.version}, {first.protocol.ranking} ranking over "
@@ -247,7 +258,7 @@ def dataset_markdown(groups: list[Group], references: list[dict[str, Any]]) -> s
     for g in groups:
         r = g.rows[0]
         lines.append(
-            f"- **{g.label}** (`{g.setting}`): `{r.command}` — {r.hardware.cpu}, "
+            f"- **{g.label}** (`{g.setting}`): {shown_command(r)} — {r.hardware.cpu}, "
             f"{r.hardware.torch_threads} threads, {r.hardware.accelerator} × {r.hardware.devices}"
         )
     lines.append("")
@@ -323,7 +334,8 @@ def search_markdown(groups: list[Group]) -> str:
         "",
     ]
     lines += [
-        f"- **{g.label}** (`{g.setting}`): `{g.rows[0].command}` — {g.rows[0].hardware.cpu}" for g in groups
+        f"- **{g.label}** (`{g.setting}`): {shown_command(g.rows[0])} — {g.rows[0].hardware.cpu}"
+        for g in groups
     ]
     lines.append("")
     return "\n".join(lines)

@@ -38,7 +38,8 @@ def rerun(row: ResultRow, workdir: Path) -> ResultRow:
         raise ValueError(f"row command is not a recbench run: {row.command!r}")
     # Where the run writes and how it logs change no number (they are outside the config hash): the
     # re-run writes to its own folder, never over the recorded run.
-    kept = [a for a in args[3:] if not a.startswith(WHERE)]
+    # A run resumed from its own checkpoints equals the uninterrupted one: re-run it from scratch.
+    kept = [a for a in args[3:] if not a.startswith((*WHERE, "resume_from="))]
     cmd = [
         sys.executable,
         "-m",
