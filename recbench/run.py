@@ -24,6 +24,7 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig
 
@@ -96,7 +97,11 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> ResultRow:
 
     # 3. Trainer: checkpoint and early stopping watch validation only, never test.
     timer = EpochTimer(monitor=cfg.monitor)
-    callbacks = [instantiate(c) for c in cfg.callbacks.values()] + [timer, RandomState()]
+    callbacks = [instantiate(c) for c in cfg.callbacks.values()]
+    # A checkpoint without a monitor (last.ckpt) goes after the monitored ones, so that what it saves holds
+    # their state of this epoch: a resume then selects the same best epoch as an unbroken run.
+    callbacks.sort(key=lambda c: isinstance(c, ModelCheckpoint) and c.monitor is None)
+    callbacks += [timer, RandomState()]
     logger = instantiate(cfg.logger) if cfg.logger else False
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
 
@@ -107,7 +112,8 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> ResultRow:
     else:
         trainer.fit(module, datamodule=datamodule, ckpt_path=cfg.get("resume_from"))
         log.info("training finished in %.1f s", time.perf_counter() - started)
-    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    selecting = [c for c in trainer.checkpoint_callbacks if getattr(c, "monitor", None) == cfg.monitor]
+    best = selecting[0].best_model_path if selecting else ""  # never last.ckpt: that is the last epoch
     ckpt = best or None  # no checkpoint (e.g. zero epochs): evaluate the weights as they are
     if ckpt and timer.last_validation_is_best():  # same weights, deterministic evaluation: reuse the pass
         log.info("the selected epoch is the last one validated: its validation pass is reused")

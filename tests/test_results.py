@@ -73,3 +73,29 @@ def test_a_new_key_at_its_neutral_value_keeps_the_old_hashes():
     changed = OmegaConf.create({**base, "model": {"net": {"dropout": 0.2, "positions": "from_start"}}})
     assert config_hashes(neutral) == config_hashes(old)
     assert config_hashes(changed)[1] != config_hashes(old)[1]
+
+
+def test_published_next_item_rows_keep_their_config_hash():
+    """Every committed next-item row's command, composed with today's conf/, hashes as the row did: a
+    changed default, or a new key that changes no number but is hashed, would silently split a published
+    setting (and its leaderboard group) from rows made with the same command today. Keep old behaviour as a
+    value in ``NEUTRAL_WHEN`` or pin it in ``HASHED_AS`` (recbench/results/builder.py)."""
+    import shlex
+
+    from hydra import compose, initialize_config_dir
+
+    from recbench.results.builder import config_hashes
+
+    from .conftest import CONF_DIR
+
+    rows = sorted((Path(__file__).resolve().parents[1] / "leaderboards" / "results").rglob("*.json"))
+    checked = 0
+    for path in rows:
+        row = read_row(path)
+        if row.config["model"].get("task", "next_item") != "next_item":
+            continue  # search runs reshape their config before hashing (recbench/search/run.py)
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            cfg = compose("config", overrides=shlex.split(row.command)[3:])
+        assert config_hashes(cfg)[0] == row.config_hash, f"{path.name}: {row.command}"
+        checked += 1
+    assert checked >= 20

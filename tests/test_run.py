@@ -226,3 +226,29 @@ def test_resumed_run_reports_the_whole_run(tmp_path):
     assert resumed.cost.best_epoch == whole.cost.best_epoch
     assert resumed.metrics == whole.metrics
     assert resumed.cost.train_seconds >= resumed.cost.train_seconds_to_best > 0
+
+
+def test_last_checkpoint_is_the_last_epoch_and_test_uses_the_best(tmp_path):
+    """last.ckpt is written every epoch (a resume loses no epoch), while the test split is scored with the
+    epoch selected on validation. lr 0: every epoch validates the same, so the first one is the best."""
+    import torch
+
+    row = fast_run(
+        tmp_path, "trainer.max_epochs=3", "callbacks.early_stopping.patience=10", "model.optimizer.lr=0"
+    )
+    ckpts = tmp_path / "checkpoints"
+    assert sorted(p.name for p in ckpts.iterdir()) == ["best-epoch000.ckpt", "last.ckpt"]
+    assert torch.load(ckpts / "last.ckpt", weights_only=False)["epoch"] == 2
+    assert row.cost.epochs_trained == 3 and row.cost.best_epoch == 1
+
+
+def test_last_checkpoint_saves_the_selection_of_its_own_epoch(tmp_path):
+    """last.ckpt is written after the monitored checkpoint has taken in its epoch: a resume from it must
+    know that epoch's best, or it could select (and test) a worse later epoch. One epoch: it is the best."""
+    import torch
+
+    fast_run(tmp_path, "trainer.max_epochs=1")
+    ckpts = tmp_path / "checkpoints"
+    states = torch.load(ckpts / "last.ckpt", weights_only=False)["callbacks"]
+    (selecting,) = [s for k, s in states.items() if k.startswith("ModelCheckpoint{'monitor': 'val/ndcg@10'")]
+    assert selecting["best_model_path"] == str(ckpts / "best-epoch000.ckpt")

@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 import yaml
 
 from recbench.leaderboard import significance
+from recbench.leaderboard.verify import RESUMED
 from recbench.metrics.ranking import RankMetric
 from recbench.results.schema import ResultRow, atomic_write_text, read_row
 
@@ -213,7 +214,7 @@ def shown_command(row: ResultRow) -> str:
     """The row's command as a reader can rerun it: a run trained in several sittings (``resume_from=`` its
     own checkpoints, which reproduces the uninterrupted run) is shown without the checkpoint path."""
     args = shlex.split(row.command)
-    kept = [a for a in args if not a.startswith("resume_from=")]
+    kept = [a for a in args if not a.startswith(RESUMED)]
     if len(kept) == len(args):
         return f"`{row.command}`"
     return f"`{shlex.join(kept)}` (trained in several sittings, resumed from its own checkpoints)"

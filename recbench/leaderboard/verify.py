@@ -18,6 +18,8 @@ from recbench.results.schema import ResultRow, read_row
 from recbench.utils.environment import git_state
 
 WHERE = ("hydra.run.dir=", "hydra.sweep.", "paths.output_dir=", "paths.log_dir=", "logger=", "logger.")
+# A run resumed from its own checkpoints equals the unbroken one: shown and re-run without this argument.
+RESUMED = "resume_from="
 
 
 @dataclass
@@ -38,8 +40,7 @@ def rerun(row: ResultRow, workdir: Path) -> ResultRow:
         raise ValueError(f"row command is not a recbench run: {row.command!r}")
     # Where the run writes and how it logs change no number (they are outside the config hash): the
     # re-run writes to its own folder, never over the recorded run.
-    # A run resumed from its own checkpoints equals the uninterrupted one: re-run it from scratch.
-    kept = [a for a in args[3:] if not a.startswith((*WHERE, "resume_from="))]
+    kept = [a for a in args[3:] if not a.startswith((*WHERE, RESUMED))]
     cmd = [
         sys.executable,
         "-m",

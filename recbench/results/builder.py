@@ -23,8 +23,16 @@ from recbench.results.schema import ResultRow, atomic_write_parquet
 from recbench.utils.callbacks import EpochTimer
 from recbench.utils.environment import hardware, package_versions, peak_memory_mb
 
-# Config keys that say where things are or how they are logged, not what is computed.
-NOT_HASHED = ("paths", "logger", "save_predictions", "resume_from", "torch_threads")
+# Config keys that say where things are, how they are logged or what is saved, not what is computed
+# (a dotted key names a nested one).
+NOT_HASHED = (
+    "paths",
+    "logger",
+    "save_predictions",
+    "resume_from",
+    "torch_threads",
+    "callbacks.last_checkpoint",  # 2026-11-23 (session 5)
+)
 
 # Keys added after rows were published, each with the value that reproduces the behaviour from before the
 # key existed. Holding that value, a key is left out of the hashes, so a row made before it existed and
@@ -40,21 +48,47 @@ NEUTRAL_WHEN: dict[str, object] = {
     "model.net.temperature": 1.0,  # SASRec, 2026-11-22 (session 4)
 }
 
+# Keys that change no number but were hashed while rows were published, each with the value those rows
+# hashed: whatever a key holds, it is hashed as that value, so old and new rows of one setting still share
+# their hashes. Never remove an entry.
+HASHED_AS: dict[str, object] = {
+    # last.ckpt moved to callbacks.last_checkpoint (written every epoch), 2026-11-23 (session 5)
+    "callbacks.model_checkpoint.save_last": True,
+}
 
-def _drop_neutral(resolved: dict[Any, Any]) -> None:
+
+def _parent(resolved: dict[Any, Any], dotted: str) -> tuple[dict[Any, Any] | None, str]:
+    """The dict holding a dotted key, and the key's last part (None where a parent is missing)."""
+    *parents, leaf = dotted.split(".")
+    node: Any = resolved
+    for key in parents:
+        node = node.get(key) if isinstance(node, dict) else None
+    return (node if isinstance(node, dict) else None), leaf
+
+
+def _normalise(resolved: dict[Any, Any]) -> dict[str, Any]:
+    """The resolved config as it is hashed: NOT_HASHED keys dropped, NEUTRAL_WHEN keys dropped when
+    neutral, HASHED_AS keys pinned."""
+    for dotted in NOT_HASHED:
+        node, leaf = _parent(resolved, dotted)
+        if node is not None:
+            node.pop(leaf, None)
     for dotted, neutral in NEUTRAL_WHEN.items():
-        *parents, leaf = dotted.split(".")
-        node: Any = resolved
-        for key in parents:
-            node = node.get(key) if isinstance(node, dict) else None
-        if isinstance(node, dict) and leaf in node and node[leaf] == neutral:
+        node, leaf = _parent(resolved, dotted)
+        if node is not None and leaf in node and node[leaf] == neutral:
             del node[leaf]
+    for dotted, value in HASHED_AS.items():
+        node, leaf = _parent(resolved, dotted)
+        if node is not None and leaf in node:
+            node[leaf] = value
+    return {str(k): v for k, v in resolved.items()}
 
 
 def config_hashes(cfg: DictConfig) -> tuple[str, str]:
     """(config hash, setting hash): sha256 of the resolved config with every ``paths.*`` value replaced
     by a placeholder (so the hash does not depend on the machine or the run folder), the keys in
-    :data:`NOT_HASHED` left out, and so are those of :data:`NEUTRAL_WHEN` holding their neutral value. The
+    :data:`NOT_HASHED` left out, and so are those of :data:`NEUTRAL_WHEN` holding their neutral value,
+    and those of :data:`HASHED_AS` hashed as the value published rows hashed. The
     setting hash also replaces the seed (everywhere it is interpolated)
     by a placeholder: rows sharing it are repeats of one configuration."""
 
@@ -66,8 +100,7 @@ def config_hashes(cfg: DictConfig) -> tuple[str, str]:
             c.seed = seed
         resolved = OmegaConf.to_container(c, resolve=True)
         assert isinstance(resolved, dict)
-        _drop_neutral(resolved)
-        kept = {str(k): v for k, v in resolved.items() if k not in NOT_HASHED}
+        kept = _normalise(resolved)
         return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()
 
     return digest(cfg.seed), digest("<seed>")
