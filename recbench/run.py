@@ -31,7 +31,7 @@ from omegaconf import DictConfig
 from recbench.data.dataset import SequenceDataset
 from recbench.results.builder import build_row, print_summary, write_predictions
 from recbench.results.schema import ResultRow, write_row
-from recbench.utils.callbacks import EpochTimer, RandomState
+from recbench.utils.callbacks import EpochTimer, KeepSelection, RandomState, check_selected
 from recbench.utils.environment import git_state
 
 log = logging.getLogger(__name__)
@@ -101,7 +101,7 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> ResultRow:
     # A checkpoint without a monitor (last.ckpt) goes after the monitored ones, so that what it saves holds
     # their state of this epoch: a resume then selects the same best epoch as an unbroken run.
     callbacks.sort(key=lambda c: isinstance(c, ModelCheckpoint) and c.monitor is None)
-    callbacks += [timer, RandomState()]
+    callbacks += [timer, RandomState(), KeepSelection()]
     logger = instantiate(cfg.logger) if cfg.logger else False
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
 
@@ -115,6 +115,8 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> ResultRow:
     selecting = [c for c in trainer.checkpoint_callbacks if getattr(c, "monitor", None) == cfg.monitor]
     best = selecting[0].best_model_path if selecting else ""  # never last.ckpt: that is the last epoch
     ckpt = best or None  # no checkpoint (e.g. zero epochs): evaluate the weights as they are
+    if ckpt:
+        check_selected(ckpt, timer.best_epoch())
     if ckpt and timer.last_validation_is_best():  # same weights, deterministic evaluation: reuse the pass
         log.info("the selected epoch is the last one validated: its validation pass is reused")
     else:

@@ -252,3 +252,26 @@ def test_last_checkpoint_saves_the_selection_of_its_own_epoch(tmp_path):
     states = torch.load(ckpts / "last.ckpt", weights_only=False)["callbacks"]
     (selecting,) = [s for k, s in states.items() if k.startswith("ModelCheckpoint{'monitor': 'val/ndcg@10'")]
     assert selecting["best_model_path"] == str(ckpts / "best-epoch000.ckpt")
+
+
+def test_resume_into_a_new_folder_keeps_the_selection(tmp_path):
+    """A resumed run writes to its own folder; the best epoch chosen before the break stays chosen (and is
+    the one tested) when no later epoch beats it. lr 0: no epoch beats the first."""
+    fixed = ("trainer.max_epochs=3", "callbacks.early_stopping.patience=10", "model.optimizer.lr=0")
+    whole = fast_run(tmp_path / "whole", *fixed)
+    fast_run(tmp_path / "cut", *fixed[1:], "trainer.max_epochs=2")
+    resumed = fast_run(tmp_path / "resumed", *fixed, f"+resume_from={tmp_path / 'cut/checkpoints/last.ckpt'}")
+    assert not list((tmp_path / "resumed" / "checkpoints").glob("best-*"))  # epoch 1 (in cut/) stays best
+    assert resumed.cost.best_epoch == whole.cost.best_epoch == 1
+    assert resumed.metrics == whole.metrics
+
+
+def test_a_row_never_mixes_two_epochs(tmp_path):
+    from recbench.utils.callbacks import check_selected
+
+    fast_run(tmp_path, "trainer.max_epochs=1")
+    check_selected(str(tmp_path / "checkpoints" / "best-epoch000.ckpt"), 1)
+    with pytest.raises(RuntimeError, match="holds epoch 1, but validation selected epoch 2"):
+        check_selected(str(tmp_path / "checkpoints" / "best-epoch000.ckpt"), 2)
+    with pytest.raises(FileNotFoundError, match="is gone"):
+        check_selected(str(tmp_path / "nothing.ckpt"), 1)

@@ -1,15 +1,17 @@
-"""Callbacks that measure what a result row reports about cost."""
+"""Callbacks that measure what a result row reports about cost, and keep a resumed run's record whole."""
 
 from __future__ import annotations
 
 import logging
 import random
 import time
+from pathlib import Path
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +112,48 @@ class EpochTimer(ResumableState):
         if not self.monitored:
             return 0
         return max(range(len(self.monitored)), key=lambda i: (self.monitored[i], -i)) + 1
+
+
+class KeepSelection(L.Callback):
+    """Restores, on ``resume_from=``, each monitored ModelCheckpoint's record of the best epoch (its score
+    and top-k), wherever the checkpoints were written.
+
+    Lightning restores that record only when the resumed run writes checkpoints to the folder it came from
+    (it restores ``best_model_path`` alone otherwise). Every run here writes to its own folder, so a resumed
+    run would select among its resumed epochs only, and test a worse epoch whenever the best one came before
+    the break. The best checkpoint stays where it was written: Lightning deletes files of the current
+    folder only.
+    """
+
+    def on_load_checkpoint(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
+    ) -> None:
+        if trainer.state.fn != "fit":
+            return
+        states = checkpoint.get("callbacks", {})
+        for cb in trainer.checkpoint_callbacks:
+            if not isinstance(cb, ModelCheckpoint) or cb.monitor is None or cb.state_key not in states:
+                continue
+            state = states[cb.state_key]
+            cb.best_model_score = state["best_model_score"]
+            cb.best_model_path = state["best_model_path"]
+            cb.best_k_models = dict(state.get("best_k_models", {}))
+            cb.kth_best_model_path = state.get("kth_best_model_path", cb.kth_best_model_path)
+            cb.kth_value = state.get("kth_value", cb.kth_value)
+
+
+def check_selected(ckpt: str, best_epoch: int) -> None:
+    """The checkpoint about to be validated and tested holds the epoch validation selected (1-based
+    ``best_epoch``, from :class:`EpochTimer`'s record of every epoch): a row never reports one epoch's
+    selection with another epoch's test numbers."""
+    if not Path(ckpt).is_file():
+        raise FileNotFoundError(f"the selected checkpoint {ckpt} is gone: the test split cannot be scored")
+    epoch = torch.load(ckpt, map_location="cpu", weights_only=True, mmap=True)["epoch"] + 1
+    if epoch != best_epoch:
+        raise RuntimeError(
+            f"the checkpoint selected for testing ({ckpt}) holds epoch {epoch}, but validation selected "
+            f"epoch {best_epoch}: refusing to write a row that mixes them"
+        )
 
 
 class RandomState(ResumableState):
