@@ -275,3 +275,16 @@ def test_a_row_never_mixes_two_epochs(tmp_path):
         check_selected(str(tmp_path / "checkpoints" / "best-epoch000.ckpt"), 2)
     with pytest.raises(FileNotFoundError, match="is gone"):
         check_selected(str(tmp_path / "nothing.ckpt"), 1)
+
+
+def test_validating_every_other_epoch_reports_real_epochs(tmp_path):
+    """check_val_every_n_epoch 2: the selected epoch is a validated one (2 or 4), the tested checkpoint
+    holds it, and the row counts every trained epoch."""
+    row = fast_run(
+        tmp_path,
+        "trainer.max_epochs=4",
+        "trainer.check_val_every_n_epoch=2",
+        "callbacks.early_stopping.patience=10",
+    )
+    assert row.cost.epochs_trained == 4 and row.cost.best_epoch in (2, 4)
+    assert row.cost.train_seconds >= row.cost.train_seconds_to_best > 0

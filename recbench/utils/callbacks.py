@@ -33,7 +33,8 @@ class ResumableState(L.Callback):
 
 class EpochTimer(ResumableState):
     """Wall time of each training pass and validation pass, elapsed time at each epoch's end, and the
-    monitored validation value of each epoch (to report when the selected epoch was reached).
+    monitored value of each validation pass with its epoch (to report when the selected epoch was reached;
+    ``trainer.check_val_every_n_epoch`` > 1 validates some epochs only).
 
     Logs one line per epoch (the monitored value, the best so far, the pass times), so progress is
     visible with the progress bar off. Its history is saved in checkpoints: a run resumed with
@@ -46,6 +47,8 @@ class EpochTimer(ResumableState):
         self.val_seconds: list[float] = []
         self.elapsed_at_epoch_end: list[float] = []
         self.monitored: list[float] = []
+        self.validated_epochs: list[int] = []  # 1-based epoch of each validation pass
+        self._train_pass_open = False
         self.validated_in_this_fit = 0  # validation passes of the fit run by this process (not restored)
         self._fit_start = self._t = 0.0
 
@@ -60,6 +63,7 @@ class EpochTimer(ResumableState):
             "val_seconds": list(self.val_seconds),
             "elapsed_at_epoch_end": list(self.elapsed_at_epoch_end),
             "monitored": list(self.monitored),
+            "validated_epochs": list(self.validated_epochs),
         }
 
     def _restore(self, state_dict: dict[str, Any]) -> None:
@@ -67,51 +71,66 @@ class EpochTimer(ResumableState):
         self.val_seconds = list(state_dict["val_seconds"])
         self.elapsed_at_epoch_end = list(state_dict["elapsed_at_epoch_end"])
         self.monitored = list(state_dict["monitored"])
+        # checkpoints written before validated_epochs existed come from runs that validated every epoch
+        self.validated_epochs = list(state_dict.get("validated_epochs", range(1, len(self.monitored) + 1)))
         # Checkpoints are written when validation ends, before that epoch's on_train_epoch_end: close the
         # saved epoch from its own pass times.
-        while len(self.elapsed_at_epoch_end) < min(len(self.train_seconds), len(self.val_seconds)):
-            i = len(self.elapsed_at_epoch_end)
+        while len(self.elapsed_at_epoch_end) < len(self.train_seconds):
+            epoch = len(self.elapsed_at_epoch_end) + 1
             before = self.elapsed_at_epoch_end[-1] if self.elapsed_at_epoch_end else 0.0
-            self.elapsed_at_epoch_end.append(before + self.train_seconds[i] + self.val_seconds[i])
+            validated = bool(self.validated_epochs) and self.validated_epochs[-1] == epoch
+            val = self.val_seconds[-1] if validated else 0.0
+            self.elapsed_at_epoch_end.append(before + self.train_seconds[epoch - 1] + val)
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._t = time.perf_counter()
+        self._train_pass_open = True
+
+    def _close_train_pass(self) -> None:
+        if self._train_pass_open:
+            self.train_seconds.append(time.perf_counter() - self._t)
+            self._train_pass_open = False
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.state.fn == "fit" and not trainer.sanity_checking:
-            self.train_seconds.append(time.perf_counter() - self._t)  # validation follows the train pass
+            self._close_train_pass()  # validation follows the train pass
             self._t = time.perf_counter()
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.state.fn == "fit" and not trainer.sanity_checking:
             self.val_seconds.append(time.perf_counter() - self._t)
             self.monitored.append(float(trainer.callback_metrics[self.monitor]))
+            self.validated_epochs.append(trainer.current_epoch + 1)
             self.validated_in_this_fit += 1
-            best = self.best_epoch()
+            best = self._best_pass()
             log.info(
                 "epoch %d: %s %.4f (best %.4f at epoch %d) · train %.1f s · val %.1f s",
-                len(self.monitored),
+                self.validated_epochs[-1],
                 self.monitor,
                 self.monitored[-1],
-                self.monitored[best - 1],
-                best,
+                self.monitored[best],
+                self.validated_epochs[best],
                 self.train_seconds[-1] if self.train_seconds else 0.0,
                 self.val_seconds[-1],
             )
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._close_train_pass()  # an epoch without validation
         self.elapsed_at_epoch_end.append(time.perf_counter() - self._fit_start)
 
     def last_validation_is_best(self) -> bool:
         """The last validation pass of this process's fit scored the selected epoch: the weights in memory
         are those of the selected checkpoint and that pass's results are its validation results."""
-        return self.validated_in_this_fit > 0 and self.best_epoch() == len(self.monitored)
+        return self.validated_in_this_fit > 0 and self._best_pass() == len(self.monitored) - 1
+
+    def _best_pass(self) -> int:
+        """Index of the validation pass with the highest monitored value (first on ties, as ModelCheckpoint
+        keeps)."""
+        return max(range(len(self.monitored)), key=lambda i: (self.monitored[i], -i))
 
     def best_epoch(self) -> int:
-        """1-based epoch with the highest monitored value (first one on ties, as ModelCheckpoint keeps)."""
-        if not self.monitored:
-            return 0
-        return max(range(len(self.monitored)), key=lambda i: (self.monitored[i], -i)) + 1
+        """1-based epoch of the selected validation pass (0 when nothing was validated)."""
+        return self.validated_epochs[self._best_pass()] if self.monitored else 0
 
 
 class KeepSelection(L.Callback):
