@@ -211,13 +211,15 @@ def test_tiger_with_random_ids_and_tuple_diagnostic(tmp_path):
     )
 
 
-def test_resumed_run_reports_the_whole_run(tmp_path):
-    """resume_from continues the epoch history and the clock: the row equals an uninterrupted run's."""
+@pytest.mark.parametrize("into", ["cut", "resumed"])
+def test_resumed_run_reports_the_whole_run(tmp_path, into):
+    """resume_from continues the epoch history and the clock: the row equals an uninterrupted run's,
+    whether the resumed run writes to the first run's folder or (as every CLI run does) its own."""
     whole = fast_run(tmp_path / "whole", "trainer.max_epochs=3", "callbacks.early_stopping.patience=10")
     fast_run(tmp_path / "cut", "trainer.max_epochs=2", "callbacks.early_stopping.patience=10")
     ckpt = tmp_path / "cut" / "checkpoints" / "last.ckpt"
     resumed = fast_run(
-        tmp_path / "cut",
+        tmp_path / into,
         "trainer.max_epochs=3",
         "callbacks.early_stopping.patience=10",
         f"+resume_from={ckpt}",
