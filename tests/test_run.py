@@ -230,53 +230,44 @@ def test_resumed_run_reports_the_whole_run(tmp_path, into):
     assert resumed.cost.train_seconds >= resumed.cost.train_seconds_to_best > 0
 
 
-def test_last_checkpoint_is_the_last_epoch_and_test_uses_the_best(tmp_path):
-    """last.ckpt is written every epoch (a resume loses no epoch), while the test split is scored with the
-    epoch selected on validation. lr 0: every epoch validates the same, so the first one is the best."""
-    import torch
-
-    row = fast_run(
-        tmp_path, "trainer.max_epochs=3", "callbacks.early_stopping.patience=10", "model.optimizer.lr=0"
-    )
-    ckpts = tmp_path / "checkpoints"
-    assert sorted(p.name for p in ckpts.iterdir()) == ["best-epoch000.ckpt", "last.ckpt"]
-    assert torch.load(ckpts / "last.ckpt", weights_only=False)["epoch"] == 2
-    assert row.cost.epochs_trained == 3 and row.cost.best_epoch == 1
-
-
-def test_last_checkpoint_saves_the_selection_of_its_own_epoch(tmp_path):
+def test_last_checkpoint_saves_the_selection_of_its_own_epoch_and_rows_never_mix_epochs(tmp_path):
     """last.ckpt is written after the monitored checkpoint has taken in its epoch: a resume from it must
-    know that epoch's best, or it could select (and test) a worse later epoch. One epoch: it is the best."""
+    know that epoch's best, or it could select (and test) a worse later epoch. One epoch: it is the best.
+    check_selected refuses a checkpoint that does not hold the selected epoch."""
     import torch
+
+    from recbench.utils.callbacks import check_selected
 
     fast_run(tmp_path, "trainer.max_epochs=1")
     ckpts = tmp_path / "checkpoints"
     states = torch.load(ckpts / "last.ckpt", weights_only=False)["callbacks"]
     (selecting,) = [s for k, s in states.items() if k.startswith("ModelCheckpoint{'monitor': 'val/ndcg@10'")]
     assert selecting["best_model_path"] == str(ckpts / "best-epoch000.ckpt")
+    check_selected(str(ckpts / "best-epoch000.ckpt"), 1)
+    with pytest.raises(RuntimeError, match="holds epoch 1, but validation selected epoch 2"):
+        check_selected(str(ckpts / "best-epoch000.ckpt"), 2)
+    with pytest.raises(FileNotFoundError, match="is gone"):
+        check_selected(str(tmp_path / "nothing.ckpt"), 1)
 
 
 def test_resume_into_a_new_folder_keeps_the_selection(tmp_path):
-    """A resumed run writes to its own folder; the best epoch chosen before the break stays chosen (and is
-    the one tested) when no later epoch beats it. lr 0: no epoch beats the first."""
+    """last.ckpt is written every epoch (a resume loses no epoch), while the test split is scored with the
+    epoch selected on validation. A resumed run writes to its own folder; the best epoch chosen before the
+    break stays chosen (and is the one tested) when no later epoch beats it. lr 0: every epoch validates
+    the same, so the first one is the best."""
+    import torch
+
     fixed = ("trainer.max_epochs=3", "callbacks.early_stopping.patience=10", "model.optimizer.lr=0")
     whole = fast_run(tmp_path / "whole", *fixed)
+    ckpts = tmp_path / "whole" / "checkpoints"
+    assert sorted(p.name for p in ckpts.iterdir()) == ["best-epoch000.ckpt", "last.ckpt"]
+    assert torch.load(ckpts / "last.ckpt", weights_only=False)["epoch"] == 2
+    assert whole.cost.epochs_trained == 3
     fast_run(tmp_path / "cut", *fixed[1:], "trainer.max_epochs=2")
     resumed = fast_run(tmp_path / "resumed", *fixed, f"+resume_from={tmp_path / 'cut/checkpoints/last.ckpt'}")
     assert not list((tmp_path / "resumed" / "checkpoints").glob("best-*"))  # epoch 1 (in cut/) stays best
     assert resumed.cost.best_epoch == whole.cost.best_epoch == 1
     assert resumed.metrics == whole.metrics
-
-
-def test_a_row_never_mixes_two_epochs(tmp_path):
-    from recbench.utils.callbacks import check_selected
-
-    fast_run(tmp_path, "trainer.max_epochs=1")
-    check_selected(str(tmp_path / "checkpoints" / "best-epoch000.ckpt"), 1)
-    with pytest.raises(RuntimeError, match="holds epoch 1, but validation selected epoch 2"):
-        check_selected(str(tmp_path / "checkpoints" / "best-epoch000.ckpt"), 2)
-    with pytest.raises(FileNotFoundError, match="is gone"):
-        check_selected(str(tmp_path / "nothing.ckpt"), 1)
 
 
 def test_validating_every_other_epoch_reports_real_epochs(tmp_path):

@@ -48,7 +48,6 @@ class EpochTimer(ResumableState):
         self.elapsed_at_epoch_end: list[float] = []
         self.monitored: list[float] = []
         self.validated_epochs: list[int] = []  # 1-based epoch of each validation pass
-        self._train_pass_open = False
         self.validated_in_this_fit = 0  # validation passes of the fit run by this process (not restored)
         self._fit_start = self._t = 0.0
 
@@ -84,12 +83,10 @@ class EpochTimer(ResumableState):
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._t = time.perf_counter()
-        self._train_pass_open = True
 
     def _close_train_pass(self) -> None:
-        if self._train_pass_open:
+        if len(self.train_seconds) == len(self.elapsed_at_epoch_end):  # this epoch's pass is not yet timed
             self.train_seconds.append(time.perf_counter() - self._t)
-            self._train_pass_open = False
 
     def on_validation_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.state.fn == "fit" and not trainer.sanity_checking:
