@@ -23,7 +23,6 @@ import hydra
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig
@@ -32,7 +31,9 @@ from recbench.data.dataset import SequenceDataset
 from recbench.results.builder import build_row, print_summary, write_predictions
 from recbench.results.schema import ResultRow, write_row
 from recbench.utils.callbacks import EpochTimer, KeepSelection, RandomState, check_selected
+from recbench.utils.entry import user_errors
 from recbench.utils.environment import git_state
+from recbench.utils.instantiate import check_targets, instantiate
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +52,9 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> ResultRow:
     command that reproduces it (taken from Hydra when called through ``main``)."""
     if cfg.torch_threads:  # oversubscribed intra-op threads spin at barriers: several runs on 2 cores crawl
         torch.set_num_threads(cfg.torch_threads)
+    check_targets(
+        cfg
+    )  # every _target_ it would call is allowed, before any work (recbench/utils/instantiate.py)
     task = cfg.model.get("task", "next_item")
     if task == "search":
         from recbench.search.run import run_search
@@ -151,7 +155,8 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> ResultRow:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
-    row = run(cfg, overrides=list(HydraConfig.get().overrides.task))
+    with user_errors():
+        row = run(cfg, overrides=list(HydraConfig.get().overrides.task))
     if "val" not in row.metrics:  # search rows: zero-shot, no validation queries, nothing to optimise
         return float("nan")
     return row.metrics["val"][cfg.monitor.removeprefix("val/")]  # what sweepers optimise: validation only

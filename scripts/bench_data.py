@@ -47,9 +47,9 @@ def rss_mb() -> float:
 def one(name: str, data_dir: str, overrides: list[str]) -> dict:
     """Runs in the child: compose the data config, preprocess with an empty cache, report."""
     from hydra import compose, initialize_config_dir
-    from hydra.utils import instantiate
 
     from recbench.data.dataset import check_stats, read_saved_dataset, save_dataset
+    from recbench.utils.instantiate import instantiate
 
     baseline = rss_mb()
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
+
+from recbench.utils.instantiate import instantiate
 
 CONF_DIR = str(Path(__file__).resolve().parents[1] / "conf")
 

@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from recbench.data.dataset import SequenceDataset
 from recbench.run import generative_inputs
 from recbench.tokenizers.random_ids import RandomIdTokenizer
+from recbench.utils.instantiate import instantiate
 
 from .conftest import CONF_DIR
 

@@ -91,13 +91,10 @@ def test_resumed_rows_show_and_rerun_their_from_scratch_command(run_dir, tmp_pat
     from recbench.results.schema import read_row
 
     row = read_row(run_dir / "result.json")
-    resumed = row.model_copy(
-        update={"command": "python -m recbench.run model=sasrec seed=0 resume_from=/x/last.ckpt"}
-    )
+    resumed = row.model_copy(update={"command": f"{row.command} resume_from=/x/last.ckpt"})
     assert shown_command(row) == f"`{row.command}`"
     assert shown_command(resumed) == (
-        "`python -m recbench.run model=sasrec seed=0`"
-        " (trained in several sittings, resumed from its own checkpoints)"
+        f"`{row.command}` (trained in several sittings, resumed from its own checkpoints)"
     )
     seen = {}
 
@@ -108,7 +105,7 @@ def test_resumed_rows_show_and_rerun_their_from_scratch_command(run_dir, tmp_pat
     monkeypatch.setattr(verify_mod.subprocess, "run", fake_run)
     with pytest.raises(RuntimeError, match="stopped here"):
         verify_mod.rerun(resumed, tmp_path)
-    assert "model=sasrec" in seen["cmd"] and not any(a.startswith("resume_from=") for a in seen["cmd"])
+    assert "data=synthetic" in seen["cmd"] and not any(a.startswith("resume_from=") for a in seen["cmd"])
 
 
 def test_html_renders_in_headless_chromium(run_dir, tmp_path):

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 
 from recbench.data.dataset import SequenceDataset
+from recbench.utils.instantiate import instantiate
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 

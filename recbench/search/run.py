@@ -22,7 +22,6 @@ from typing import Any
 
 import pyarrow as pa
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from recbench.data.dataset import sha256_file
@@ -31,6 +30,7 @@ from recbench.results.builder import config_hashes, reproduce_command
 from recbench.results.schema import ResultRow, atomic_write_parquet, write_row
 from recbench.search.protocol import Rerank, Retrieve, SearchEvaluation
 from recbench.utils.environment import git_state, hardware, package_versions, peak_memory_mb
+from recbench.utils.instantiate import instantiate
 
 log = logging.getLogger(__name__)
 
