@@ -17,6 +17,7 @@ from hydra.utils import instantiate
 from recbench.data.dataset import load_dataset
 from recbench.data.download import DownloadError, RemoteFile, fetch
 from recbench.data.movielens import MovieLens1MSource
+from recbench.errors import RefusedError
 
 from .conftest import CONF_DIR, FIXTURES
 
@@ -153,7 +154,7 @@ def test_server_without_range_support_restarts_cleanly(server, tmp_path):
 def test_http_errors_are_clear(server, tmp_path):
     url, _ = server
     with pytest.raises(DownloadError, match=r"missing.bin: HTTP 404"):
-        fetch(RemoteFile(f"{url}/missing.bin", "m.bin", None), tmp_path)
+        fetch(RemoteFile(f"{url}/missing.bin", "m.bin", f"sha256:{SHA}"), tmp_path)
     assert not (tmp_path / "m.bin.part").exists()
 
 
@@ -184,23 +185,95 @@ def test_source_downloads_extracts_and_loads(server, tmp_path):
     assert len(b.requests) == 1
 
 
-def test_zip_members_cannot_escape_the_folder(server, tmp_path):
+def zip_of(*members: tuple[str, bytes] | str | zipfile.ZipInfo) -> bytes:
     import io
 
-    url, b = server
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("../evil.txt", "x")
-    b.files["evil.zip"] = buf.getvalue()
+        for m in members:
+            if isinstance(m, tuple):
+                z.writestr(*m)
+            else:  # a name or a ZipInfo, with a short body
+                z.writestr(m, "x")
+    return buf.getvalue()
+
+
+def symlink_member(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name)
+    info.external_attr = 0o120777 << 16  # a Unix symlink
+    return info
+
+
+@pytest.mark.parametrize(
+    "bad,why",
+    [
+        ("../evil.txt", "would be written outside"),
+        ("/abs/evil.txt", "absolute"),
+        ("ml-1m\\..\\..\\evil.txt", "Windows path"),
+        (symlink_member("ml-1m/link"), "not a plain file"),
+    ],
+)
+def test_a_bad_zip_member_refuses_the_whole_archive(server, tmp_path, bad, why):
+    """Every member is checked before any is written: the good member before the bad one is not extracted."""
+    url, b = server
+    b.files["evil.zip"] = data = zip_of(("ml-1m/ratings.dat", b"1::1::5::1\n"), bad)
+    md5 = hashlib.md5(data).hexdigest()
     src = MovieLens1MSource(
         str(tmp_path / "data"),
         "ml-1m/ratings.dat",
         None,
-        downloads=[RemoteFile(f"{url}/evil.zip", "evil.zip", None, True)],
+        downloads=[RemoteFile(f"{url}/evil.zip", "evil.zip", f"md5:{md5}", True)],
     )
-    with pytest.raises(DownloadError, match=r"would be written outside"):
+    with pytest.raises(RefusedError, match=why):
         src.files()
     assert not (tmp_path / "evil.txt").exists()
+    assert not (tmp_path / "data/ml-1m").exists()  # nothing extracted, not even the good member
+    assert leftovers(tmp_path) == []
+
+
+def test_a_file_without_a_pinned_checksum_needs_allow_unverified(server, tmp_path, caplog):
+    url, b = server
+    b.files["f.bin"] = PAYLOAD
+    with pytest.raises(RefusedError, match=r"no checksum is pinned for f\.bin.*allow_unverified=true"):
+        fetch(RemoteFile(f"{url}/f.bin", "f.bin"), tmp_path)
+    assert b.requests == [] and not (tmp_path / "f.bin").exists()  # refused before any request
+    path = fetch(RemoteFile(f"{url}/f.bin", "f.bin", allow_unverified=True), tmp_path)
+    assert path.read_bytes() == PAYLOAD
+    assert SHA in caplog.text and "accepted unverified" in caplog.text
+
+
+def test_a_file_name_cannot_leave_the_data_folder(server, tmp_path):
+    url, b = server
+    with pytest.raises(RefusedError, match="would be written outside"):
+        fetch(RemoteFile(f"{url}/f.bin", "../../f.bin", f"sha256:{SHA}"), tmp_path / "root")
+    assert b.requests == []
+
+
+def test_shipped_downloads_use_https_and_pin_or_ask():
+    """Every download a dataset config names uses https and pins a checksum, or is refused unless the
+    user passes allow_unverified=true."""
+    import yaml
+
+    seen = 0
+    for path in sorted((Path(CONF_DIR) / "data").glob("*.yaml")):
+        for remote in (yaml.safe_load(path.read_text()).get("source") or {}).get("downloads") or []:
+            assert remote["url"].startswith("https://"), f"{path.name}: {remote['url']}"
+            checksum = remote.get("checksum")
+            assert checksum is None or checksum.split(":")[0] in ("sha256", "md5"), path.name
+            assert remote.get("allow_unverified") == "${allow_unverified}", path.name
+            seen += 1
+    assert seen >= 9
+
+
+def test_allow_unverified_changes_no_hash(tmp_path):
+    from recbench.results.builder import config_hashes
+
+    def hashes(*extra: str) -> tuple[str, str]:
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            cfg = compose("config", overrides=["data=amazon_beauty_raw", *extra])
+        return config_hashes(cfg)
+
+    assert hashes() == hashes("allow_unverified=true")
 
 
 def test_the_ml_1m_raw_config_downloads_through_its_url(server, tmp_path):

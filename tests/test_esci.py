@@ -22,6 +22,7 @@ from recbench.data.esci import (
     download,
     load_search_dataset,
 )
+from recbench.errors import RefusedError
 
 # Official schema (amazon-science/esci-data, shopping_queries_dataset/): hand-written rows.
 EXAMPLES = pd.DataFrame(
@@ -222,14 +223,18 @@ def test_download_from_local_server(tmp_path):
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/"
-        digest = hashlib.sha256((served / OFFICIAL_FILES["examples"]).read_bytes()).hexdigest()
-        got = download(tmp_path / "dest", url, sha256={"examples": digest})
+        pins = {k: hashlib.sha256((served / f).read_bytes()).hexdigest() for k, f in OFFICIAL_FILES.items()}
+        digest = pins["examples"]
+        with pytest.raises(RefusedError, match="no checksum is pinned"):  # trusts nothing on first use
+            download(tmp_path / "dest", url, sha256={"examples": digest})
+        got = download(tmp_path / "dest", url, sha256=pins)
         assert got["examples"].read_bytes() == (served / OFFICIAL_FILES["examples"]).read_bytes()
         assert digest in (tmp_path / "dest" / "SHA256SUMS").read_text()
         ds = load_search_dataset("x", ESCIOfficialSource(str(tmp_path / "dest")))
         assert ds.num_queries == 2
+        assert download(tmp_path / "open", url, allow_unverified=True)["products"].is_file()
         with pytest.raises(DownloadError, match="sha256 is"):
-            download(tmp_path / "bad", url, sha256={"products": "0" * 64})
+            download(tmp_path / "bad", url, sha256={**pins, "products": "0" * 64})
         assert not (tmp_path / "bad" / OFFICIAL_FILES["products"]).exists()  # nothing half-checked kept
         assert not [p for p in (tmp_path / "bad").iterdir() if p.name.startswith(".")]
     finally:

@@ -194,3 +194,20 @@ def test_run_refuses_a_command_line_target_with_a_readable_error(tmp_path):
     assert "error: callbacks.p._target_='shutil.copyfile' is not allowed" in out.stderr
     assert "Traceback" not in out.stderr
     assert not dst.exists()
+
+
+def test_the_security_floors_are_pinned_and_hold():
+    """pyproject.toml's floors are those the checks rely on, and the installed versions meet them."""
+    import tomllib
+    from importlib.metadata import version
+
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate as hydra_instantiate
+    from packaging.version import Version
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert "torch>=2.6" in deps and "hydra-core>=1.3.4,<1.4" in deps
+    assert Version(version("torch").split("+")[0]) >= Version("2.6")
+    assert Version(version("hydra-core")) >= Version("1.3.4")
+    with pytest.raises(InstantiationException, match="blocklisted"):  # Hydra's own list, beneath ours
+        hydra_instantiate({"_target_": "os.system", "_args_": ["true"]})

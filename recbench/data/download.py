@@ -7,8 +7,13 @@ renamed into place; a checksum mismatch, a server that keeps sending too few byt
 deletes the ``.part`` and raises an error that says what was expected — nothing half-written is ever
 left where a reader would take it for the real file.
 
-Zip archives (MovieLens) are extracted member by member into a temporary folder beside the target and
-renamed into place, refusing members whose path would leave the target folder.
+Every file is verified: its config pins a checksum (``sha256:<hex>``, or ``md5:<hex>`` where the publisher
+gives only that: GroupLens), or the download is refused before a byte is fetched unless the config says
+``allow_unverified: true`` (``python -m recbench.run allow_unverified=true …``, recorded in the row's config).
+
+Zip archives (MovieLens) are checked whole before anything is written: every member must stay inside the
+target folder and be a plain file or folder (no links, no absolute paths). Members are then extracted into
+a temporary folder beside the target and renamed into place.
 """
 
 from __future__ import annotations
@@ -28,6 +33,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from recbench.errors import RecbenchError, RefusedError
+
 log = logging.getLogger(__name__)
 
 CHUNK = 1 << 20
@@ -39,18 +46,21 @@ class RemoteFile:
 
     Args:
         checksum: ``"sha256:<hex>"`` or ``"md5:<hex>"`` (what the publisher gives: GroupLens publishes md5
-            for its zips). ``None`` only where no trustworthy digest is known: the download then proceeds
-            with a warning that prints the sha256 to pin.
+            for its zips). ``None`` where no trustworthy digest is known: the download is then refused
+            unless ``allow_unverified``.
         extract: unzip the archive into ``root`` after verifying it.
+        allow_unverified: accept a file without a pinned checksum (whatever the server sends); the sha256
+            it had is logged, to pin.
     """
 
     url: str
     filename: str
     checksum: str | None = None
     extract: bool = False
+    allow_unverified: bool = False
 
 
-class DownloadError(RuntimeError):
+class DownloadError(RecbenchError, RuntimeError):
     pass
 
 
@@ -74,7 +84,15 @@ def file_digest(path: Path, algo: str) -> str:
 def fetch(remote: RemoteFile, root: Path, retries: int = 3, timeout: float = 60.0) -> Path:
     """Download ``remote`` to ``root / remote.filename`` unless a verified copy is already there."""
     dest = root / remote.filename
+    if not dest.resolve().is_relative_to(root.resolve()):
+        raise RefusedError(f"{remote.url}: file name {remote.filename!r} would be written outside {root}")
     algo, expected = _hasher(remote.checksum)
+    if expected is None and not remote.allow_unverified:
+        raise RefusedError(
+            f"{remote.url}: no checksum is pinned for {remote.filename}, so whatever the server sends would "
+            "be trusted. Pin it in the dataset config (checksum: sha256:<hex>), or accept the file "
+            "unverified with allow_unverified=true (recorded in the result row)"
+        )
     dest.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(dest) + ".lock"):
         if dest.is_file():
@@ -95,7 +113,8 @@ def fetch(remote: RemoteFile, root: Path, retries: int = 3, timeout: float = 60.
                 )
             if expected is None:
                 log.warning(
-                    "%s: no checksum pinned; downloaded file has sha256 %s: pin it in the dataset config",
+                    "%s: accepted unverified (allow_unverified=true); its sha256 is %s: pin it in the "
+                    "dataset config",
                     remote.url,
                     file_digest(part, "sha256"),
                 )
@@ -156,21 +175,40 @@ def _download(url: str, part: Path, retries: int, timeout: float) -> None:
         time.sleep(min(2.0**attempts, 10.0) * 0.05)
 
 
+def _check_members(archive: Path, z: zipfile.ZipFile, root: Path) -> list[zipfile.ZipInfo]:
+    """Every member of ``z``, each checked to be a plain file or folder that stays inside ``root``: one bad
+    member refuses the whole archive before anything is written."""
+    members = z.infolist()
+    for info in members:
+        name = info.filename
+        if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":") or "\\" in name:
+            raise RefusedError(
+                f"{archive}: member {name!r} has an absolute or Windows path; nothing was extracted"
+            )
+        if not (root / name).resolve().is_relative_to(root):
+            raise RefusedError(
+                f"{archive}: member {name!r} would be written outside {root}; nothing was extracted"
+            )
+        kind = (info.external_attr >> 16) & 0o170000  # the Unix file type, when a Unix zip recorded it
+        if kind not in (0, 0o100000, 0o040000):  # unknown (DOS), regular file, folder: no links or devices
+            raise RefusedError(
+                f"{archive}: member {name!r} is not a plain file or folder (a link?); nothing was extracted"
+            )
+    return members
+
+
 def extract_zip(archive: Path, root: Path) -> list[Path]:
-    """Unzip ``archive`` into ``root`` atomically per member (temp folder, then rename)."""
+    """Unzip ``archive`` into ``root``: all members checked first (:func:`_check_members`), then each
+    extracted into a temporary folder beside its target and renamed into place."""
     root = root.resolve()
     out: list[Path] = []
     tmp = Path(tempfile.mkdtemp(prefix=".extract.", dir=root))
     try:
         with zipfile.ZipFile(archive) as z:
-            for info in z.infolist():
-                target = (root / info.filename).resolve()
-                if not target.is_relative_to(root):
-                    raise DownloadError(
-                        f"{archive}: member {info.filename!r} would be written outside {root}"
-                    )
+            for info in _check_members(archive, z, root):
                 if info.is_dir():
                     continue
+                target = (root / info.filename).resolve()
                 staged = tmp / info.filename
                 staged.parent.mkdir(parents=True, exist_ok=True)
                 with z.open(info) as src, open(staged, "wb") as dst:

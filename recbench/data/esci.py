@@ -347,13 +347,15 @@ def download(
     base_url: str = OFFICIAL_BASE_URL,
     sha256: dict[str, str | None] | None = None,
     timeout: float = 60.0,
+    allow_unverified: bool = False,
 ) -> dict[str, Path]:
     """Fetch the two official parquet files into ``dest`` (temp file, checked, then renamed).
 
     Through :func:`recbench.data.download.fetch` (resumable, verified, renamed when complete).
     ``sha256`` maps the file keys of :data:`OFFICIAL_FILES` to expected digests; a mismatch deletes the
-    download and raises :class:`~recbench.data.download.DownloadError`. Without a digest the computed
-    one is logged and written to ``SHA256SUMS`` so that it can be pinned in the dataset config.
+    download and raises :class:`~recbench.data.download.DownloadError`. A file without a digest is
+    refused unless ``allow_unverified``; then its computed digest is logged and written to ``SHA256SUMS``
+    so that it can be pinned.
     """
     folder = Path(dest).expanduser()
     out: dict[str, Path] = {}
@@ -364,6 +366,7 @@ def download(
             url=base_url.rstrip("/") + "/" + filename,
             filename=filename,
             checksum=f"sha256:{expected}" if expected else None,
+            allow_unverified=allow_unverified,
         )
         out[key] = fetch(remote, folder, timeout=timeout)  # resumable, verified, renamed when complete
         digest = sha256_file(out[key])
@@ -379,9 +382,19 @@ def _main() -> None:
     d = sub.add_parser("download", help="fetch the official ESCI parquet files")
     d.add_argument("--dest", required=True)
     d.add_argument("--base-url", default=OFFICIAL_BASE_URL)
+    d.add_argument(
+        "--sha256",
+        nargs=2,
+        action="append",
+        metavar=("KEY", "HEX"),
+        default=[],
+        help=f"pin a file's digest (keys: {', '.join(OFFICIAL_FILES)})",
+    )
+    d.add_argument("--allow-unverified", action="store_true", help="accept files without a pinned sha256")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO)
-    for key, path in download(args.dest, args.base_url).items():
+    pins = dict(args.sha256)
+    for key, path in download(args.dest, args.base_url, pins, allow_unverified=args.allow_unverified).items():
         print(f"{key}: {path}")
 
 

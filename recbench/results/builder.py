@@ -33,6 +33,9 @@ NOT_HASHED = (
     "torch_threads",
     "callbacks.last_checkpoint",  # 2026-11-23 (session 5)
 )
+# Key names left out wherever they occur: whether downloads without a pinned checksum were accepted (the
+# top-level switch and its copy in each download of a source; the data's own sha256 is in the row).
+NOT_HASHED_ANYWHERE = ("allow_unverified",)
 
 # Keys added after rows were published, each with the value that reproduces the behaviour from before the
 # key existed. Holding that value, a key is left out of the hashes, so a row made before it existed and
@@ -66,6 +69,17 @@ def _parent(resolved: dict[Any, Any], dotted: str) -> tuple[dict[Any, Any] | Non
     return (node if isinstance(node, dict) else None), leaf
 
 
+def _drop_everywhere(node: Any, names: tuple[str, ...]) -> None:
+    if isinstance(node, dict):
+        for name in names:
+            node.pop(name, None)
+        for value in node.values():
+            _drop_everywhere(value, names)
+    elif isinstance(node, list):
+        for value in node:
+            _drop_everywhere(value, names)
+
+
 def _normalise(resolved: dict[Any, Any]) -> dict[str, Any]:
     """The resolved config as it is hashed: NOT_HASHED keys dropped, NEUTRAL_WHEN keys dropped when
     neutral, HASHED_AS keys pinned."""
@@ -73,6 +87,7 @@ def _normalise(resolved: dict[Any, Any]) -> dict[str, Any]:
         node, leaf = _parent(resolved, dotted)
         if node is not None:
             node.pop(leaf, None)
+    _drop_everywhere(resolved, NOT_HASHED_ANYWHERE)
     for dotted, neutral in NEUTRAL_WHEN.items():
         node, leaf = _parent(resolved, dotted)
         if node is not None and leaf in node and node[leaf] == neutral:
