@@ -23,7 +23,7 @@ from typing import Any
 
 import hydra.utils
 from hydra.errors import InstantiationException
-from omegaconf import DictConfig, ListConfig
+from omegaconf import DictConfig, ListConfig, Node
 
 from recbench.errors import ConfigError, RecbenchError, RefusedError
 
@@ -58,7 +58,7 @@ def targets(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
     Only the ``_target_`` values are resolved: other interpolations (``${hydra:…}``) may need a context."""
     if isinstance(node, DictConfig | dict):
         for key in node:
-            where = f"{path}.{key}" if path else str(key)
+            where = f"{path}.{key!s}" if path else str(key)
             if key == "_target_":
                 yield path or "<root>", node[key]
             elif isinstance(value := _child(node, key), DictConfig | ListConfig | dict | list | tuple):
@@ -70,12 +70,13 @@ def targets(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
 
 
 def _child(node: Any, key: Any) -> Any:
-    """``node[key]`` for containers; a leaf of a config stays unresolved (its raw node is returned)."""
+    """``node[key]`` where it is (or may resolve to) a container; None for a config's plain leaves, which
+    are never resolved here."""
     if isinstance(node, DictConfig | ListConfig):
         raw = node._get_node(key)
         if isinstance(raw, DictConfig | ListConfig):
             return node[key]
-        if raw is not None and raw._is_interpolation():  # it may stand for a container
+        if isinstance(raw, Node) and raw._is_interpolation():  # it may stand for a container
             try:
                 return node[key]
             except Exception:  # e.g. ${hydra:…} outside an app: a run resolves it to a path, not a config
