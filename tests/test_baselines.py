@@ -1,0 +1,139 @@
+"""Sequential baselines and their losses: shapes, causality, padding invariance, hand-computed losses."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from recbench.losses.sampled_softmax import SampledSoftmax
+from recbench.models.gru4rec import GRU4Rec
+
+
+def gru(**kw) -> GRU4Rec:
+    torch.manual_seed(0)
+    return GRU4Rec(num_items=30, max_len=8, embedding_size=8, hidden_size=12, **kw).eval()
+
+
+def test_gru4rec_shapes_and_tied_embeddings():
+    net = gru()
+    out = net(torch.tensor([[0, 0, 3, 4, 5]]))
+    assert out.shape == (1, 5, 8)
+    assert net.item_embeddings().shape == (30, 8)
+    assert net.item_embeddings().data_ptr() == net.item_emb.weight[1:].data_ptr()
+
+
+def test_gru4rec_cannot_see_the_future():
+    net = gru()
+    a = net(torch.tensor([[1, 2, 3, 4]]))
+    b = net(torch.tensor([[1, 2, 3, 9]]))
+    assert torch.allclose(a[:, :3], b[:, :3], atol=1e-6)
+    assert not torch.allclose(a[:, 3], b[:, 3])
+
+
+def test_gru4rec_ignores_left_padding():
+    """A history encodes the same whatever padding surrounds it (the GRU reads real items only)."""
+    net = gru(num_layers=2)
+    short = net(torch.tensor([[5, 6, 7]]))
+    batch = net(torch.tensor([[0, 0, 0, 5, 6, 7], [1, 2, 3, 4, 5, 6]]))
+    assert torch.allclose(short[0], batch[0, 3:], atol=1e-6)
+    assert (batch[0, :3] == 0).all()
+    alone = net(torch.tensor([[1, 2, 3, 4, 5, 6]]))
+    assert torch.allclose(alone[0], batch[1], atol=1e-6)
+
+
+def test_gru4rec_loss_falls():
+    from recbench.losses.ce import FullSoftmaxCE
+
+    net = gru(dropout=0.0).train()
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    tokens = torch.tensor([[0, 1, 2, 3], [4, 5, 6, 7]])
+    targets = torch.tensor([[0, 2, 3, 4], [5, 6, 7, 8]])
+    losses = []
+    for _ in range(50):
+        hidden = net(tokens)
+        valid = targets != 0
+        loss = FullSoftmaxCE()(hidden[valid], targets[valid] - 1, net.item_embeddings())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def softmax_nll(logits: list[float]) -> float:
+    """-log softmax of class 0, by hand."""
+    return -logits[0] + math.log(sum(math.exp(x) for x in logits))
+
+
+def test_in_batch_sampled_softmax_equals_a_hand_computation():
+    query = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    emb = torch.tensor([[1.0, 2.0], [3.0, -1.0], [0.5, 0.5], [2.0, 0.0]])
+    targets = torch.tensor([0, 1, 0])  # row 2 shares row 0's item: an accidental hit for both
+    got = SampledSoftmax(negatives="in_batch")(query, targets, emb)
+    s = (query @ emb.T).tolist()  # s[n][i]
+    # row 0: positive item 0; negatives are the batch's targets [0, 1, 0] less the hits on item 0
+    expected = [
+        softmax_nll([s[0][0], s[0][1]]),
+        softmax_nll([s[1][1], s[1][0], s[1][0]]),
+        softmax_nll([s[2][0], s[2][1]]),
+    ]
+    assert got.item() == pytest.approx(sum(expected) / 3, rel=1e-6)
+
+
+def test_logq_correction_equals_a_hand_computation():
+    query = torch.tensor([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    emb = torch.tensor([[1.0, 2.0], [3.0, -1.0]])
+    targets = torch.tensor([0, 1, 0])
+    got = SampledSoftmax(negatives="in_batch", logq_correction=True)(query, targets, emb)
+    s = (query @ emb.T).tolist()
+    lq = [math.log(2 / 3), math.log(1 / 3)]  # item 0 is 2 of the 3 targets
+    expected = [
+        softmax_nll([s[0][0] - lq[0], s[0][1] - lq[1]]),
+        softmax_nll([s[1][1] - lq[1], s[1][0] - lq[0], s[1][0] - lq[0]]),
+        softmax_nll([s[2][0] - lq[0], s[2][1] - lq[1]]),
+    ]
+    assert got.item() == pytest.approx(sum(expected) / 3, rel=1e-6)
+
+
+def test_uniform_sampled_softmax_equals_a_hand_computation():
+    torch.manual_seed(3)
+    query, emb = torch.randn(4, 3), torch.randn(10, 3)
+    targets = torch.tensor([1, 2, 3, 4])
+    torch.manual_seed(7)
+    got = SampledSoftmax(num_negatives=5)(query, targets, emb)
+    torch.manual_seed(7)
+    negatives = torch.randint(10, (5,)).tolist()  # the same draw
+    s = (query @ emb.T).tolist()
+    expected = [
+        softmax_nll([s[n][t]] + [s[n][j] for j in negatives if j != t])
+        for n, t in enumerate(targets.tolist())
+    ]
+    assert got.item() == pytest.approx(sum(expected) / 4, rel=1e-5)
+
+
+def test_sampled_softmax_refuses_meaningless_settings():
+    with pytest.raises(ValueError, match="in_batch"):
+        SampledSoftmax(logq_correction=True)
+    with pytest.raises(ValueError, match="negatives"):
+        SampledSoftmax(negatives="popular")
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["model=gru4rec", "loss=sampled_softmax", "loss.num_negatives=20"],
+        ["model=gru4rec", "loss=bce"],
+        ["model=sasrec", "loss=sampled_softmax", "loss.negatives=in_batch", "loss.logq_correction=true"],
+    ],
+)
+def test_models_train_with_other_losses(overrides, tmp_path):
+    from recbench.results.schema import read_row
+
+    from .test_run import fast_run
+
+    fast_run(tmp_path, *overrides)
+    row = read_row(tmp_path / "result.json")
+    assert row.model.loss == {"sampled_softmax": "SampledSoftmax", "bce": "SampledBCE"}[overrides[1][5:]]
+    assert row.cost.epochs_trained >= 1 and row.metrics["test"]["ndcg@10"] >= 0
