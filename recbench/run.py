@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
-from typing import Any
 
 import hydra
 import lightning as L
@@ -28,6 +27,7 @@ from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig
 
 from recbench.data.dataset import SequenceDataset
+from recbench.inputs import RunContext, model_inputs
 from recbench.results.builder import build_row, print_summary, write_predictions
 from recbench.results.schema import ResultRow, write_row
 from recbench.utils.callbacks import EpochTimer, KeepSelection, RandomState, check_selected
@@ -36,15 +36,6 @@ from recbench.utils.environment import git_state
 from recbench.utils.instantiate import check_targets, instantiate
 
 log = logging.getLogger(__name__)
-
-
-def generative_inputs(tokenizer: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-    """(net kwargs, recipe kwargs) of a generative model: codebook sizes; item codes and how many of
-    their levels are semantic (the rest de-duplicate)."""
-    return {"code_sizes": tokenizer.code_sizes}, {
-        "item_codes": tokenizer.codes(),
-        "semantic_levels": tokenizer.semantic_levels,
-    }
 
 
 def run(cfg: DictConfig, overrides: list[str] | None = None) -> ResultRow:
@@ -83,13 +74,10 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> ResultRow:
         datamodule.num_train_targets,
     )
 
-    # 2. The recipe: network, loss, metrics, optimizer. Sizes known only now are passed here.
-    net_inputs: dict[str, Any] = {"num_items": dataset.num_items}
-    if cfg.model.get("uses_item_text", False):  # text models embed the items' text (e.g. text_zeroshot)
-        net_inputs["item_text"] = dataset.item_text
-    # Generative (semantic-ID) models take their vocabulary and targets from the tokenizer.
-    net_sizes, recipe_inputs = generative_inputs(tokenizer) if cfg.model.get("generative") else ({}, {})
-    net = instantiate(cfg.model.net)(**net_inputs, **net_sizes)
+    # 2. The recipe: network, loss, metrics, optimizer, and the runtime inputs the model config names
+    # (model.inputs: num_items, item_text, item_codes … built in recbench/inputs.py).
+    net_inputs, recipe_inputs = model_inputs(cfg.model, RunContext(dataset, split, tokenizer))
+    net = instantiate(cfg.model.net)(**net_inputs)
     module = instantiate(cfg.model.module)(
         net=net,
         loss=instantiate(cfg.loss),

@@ -137,3 +137,24 @@ def test_models_train_with_other_losses(overrides, tmp_path):
     row = read_row(tmp_path / "result.json")
     assert row.model.loss == {"sampled_softmax": "SampledSoftmax", "bce": "SampledBCE"}[overrides[1][5:]]
     assert row.cost.epochs_trained >= 1 and row.metrics["test"]["ndcg@10"] >= 0
+
+
+def test_pop_ranks_by_training_counts_by_hand(tmp_path):
+    """Counts come from the training interactions only (never a validation or test target), and a tie
+    counts against the target."""
+    from recbench.data.dataset import SequenceDataset
+    from recbench.data.protocol import LeaveOneOut
+    from recbench.inputs import RunContext, train_item_counts
+    from recbench.metrics.ranking import target_ranks
+    from recbench.models.pop import Pop
+
+    # u: a b a | c d (val c, test d) ; v: b a | d c ; w: b b | a e
+    ds = SequenceDataset.from_sequences(
+        "t", [("u", list("abacd")), ("v", list("badc")), ("w", list("bbae"))]
+    )  # item index by first appearance: a0 b1 c2 d3 e4
+    counts = train_item_counts(RunContext(ds, LeaveOneOut().split(ds), None))
+    assert counts.tolist() == [3, 4, 0, 0, 0]  # a: u twice, v once; b: u, v, w twice
+    pop = Pop(num_items=5, train_item_counts=counts)
+    scores = pop.score_items(pop(torch.zeros(3, 2, dtype=torch.long))[:, -1])
+    ranks = target_ranks(scores, torch.tensor([0, 1, 3]))
+    assert ranks.tolist() == [2, 1, 5]  # a after b; b first; d ties with c and e at 0: last (pessimistic)

@@ -11,7 +11,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from recbench.data.dataset import SequenceDataset
-from recbench.run import generative_inputs
+from recbench.data.protocol import LeaveOneOut
+from recbench.inputs import RunContext, model_inputs
 from recbench.tokenizers.random_ids import RandomIdTokenizer
 from recbench.utils.instantiate import instantiate
 
@@ -60,16 +61,14 @@ def test_every_model_instantiates(option, tmp_path, embedding_cache):
     if model_task(option) == "search":  # a ranker: no net, no optimizer
         assert hasattr(instantiate(cfg.model.ranker), "retrieve")
         return
-    inputs: dict = {"num_items": 50}
-    if cfg.model.get("uses_item_text"):
-        inputs["item_text"] = pd.DataFrame({"title": [f"item {i}" for i in range(50)]})
-    # Generative models also take their vocabulary and item codes from a fitted tokenizer (run.py does
-    # the same through generative_inputs); random codes stand in here.
-    recipe_inputs: dict = {}
-    if cfg.model.get("generative"):
-        dataset = SequenceDataset.from_sequences("t", [("u", [f"i{i}" for i in range(50)])])
-        net_sizes, recipe_inputs = generative_inputs(RandomIdTokenizer(codebook_size=8).fit(dataset))
-        inputs |= net_sizes
+    # The runtime inputs the config names, built as run.py builds them, from a tiny dataset with text and
+    # random semantic IDs standing in for a fitted tokenizer.
+    items = [f"i{i}" for i in range(50)]
+    text = pd.DataFrame({"title": [f"item {i}" for i in range(50)]}, index=items)
+    dataset = SequenceDataset.from_sequences("t", [("u", items), ("v", items[::-1])], item_text=text)
+    split = LeaveOneOut().split(dataset)
+    context = RunContext(dataset, split, RandomIdTokenizer(codebook_size=8).fit(dataset))
+    inputs, recipe_inputs = model_inputs(cfg.model, context)
     net = instantiate(cfg.model.net)(**inputs)
     module = instantiate(cfg.model.module)(
         net=net,

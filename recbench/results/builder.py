@@ -80,6 +80,18 @@ def _drop_everywhere(node: Any, names: tuple[str, ...]) -> None:
             _drop_everywhere(value, names)
 
 
+def _as_retired_flags(model: Any) -> None:
+    """``model.inputs`` (2026-12-01) replaced two flags that told run.py what to pass; it is hashed as the
+    flags were (``uses_item_text``: the net takes item text; ``generative``: the recipe takes item codes),
+    so rows made before keep their hashes. Which inputs a model takes follows from its code."""
+    if not isinstance(model, dict) or not isinstance(inputs := model.pop("inputs", None), dict):
+        return
+    if "item_text" in (inputs.get("net") or []):
+        model["uses_item_text"] = True
+    if "item_codes" in (inputs.get("module") or []):
+        model["generative"] = True
+
+
 def _normalise(resolved: dict[Any, Any]) -> dict[str, Any]:
     """The resolved config as it is hashed: NOT_HASHED keys dropped, NEUTRAL_WHEN keys dropped when
     neutral, HASHED_AS keys pinned."""
@@ -88,6 +100,7 @@ def _normalise(resolved: dict[Any, Any]) -> dict[str, Any]:
         if node is not None:
             node.pop(leaf, None)
     _drop_everywhere(resolved, NOT_HASHED_ANYWHERE)
+    _as_retired_flags(resolved.get("model"))
     for dotted, neutral in NEUTRAL_WHEN.items():
         node, leaf = _parent(resolved, dotted)
         if node is not None and leaf in node and node[leaf] == neutral:
