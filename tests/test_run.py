@@ -63,7 +63,7 @@ def test_every_model_writes_a_valid_row(model, tmp_path, embedding_cache):
     assert back.command.startswith("python -m recbench.run") and "seed=0" in back.command
     max_history = back.config["model"]["net"]["max_len"]  # SASRec 50, TIGER 20
     assert back.protocol.mask_history is False and back.protocol.max_history == max_history
-    assert back.dataset.eval_users == 300
+    assert back.dataset.eval_users == 300 and back.dataset.item_text_coverage == 1.0  # synthetic has titles
     assert row.metrics["test"]["ndcg@10"] == pytest.approx(back.metrics["test"]["ndcg@10"], rel=1e-7)
 
 

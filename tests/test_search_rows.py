@@ -18,6 +18,7 @@ def test_search_row_schema_and_leaderboard(tmp_path):
     row = read_row(run_dir / "result.json")
     assert "val" not in row.metrics and row.search is not None and row.index is None
     assert row.protocol.ranking == "full" and row.search.depth == 100
+    assert row.dataset.item_text_coverage == 1.0  # every synthetic product has a title
     # a search row may omit validation; the same row without its search block may not
     data = json.loads((run_dir / "result.json").read_text())
     data["search"] = None

@@ -14,12 +14,10 @@ Both may be gzip-compressed. Item indices follow order of first appearance in th
 from __future__ import annotations
 
 import ast
-import gzip
 import json
 import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO
 
 import pandas as pd
 import polars as pl
@@ -27,18 +25,13 @@ import polars as pl
 from recbench.data.dataset import SequenceDataset
 from recbench.data.download import RemoteFile, ensure_files
 from recbench.data.interactions import build_from_log
-from recbench.data.parsing import Field, iter_lines, read_json_lines
+from recbench.data.parsing import Field, iter_lines, read_json_lines, text_table
+from recbench.errors import DataError, MissingDataError
 
 
-def open_text(path: Path, encoding: str = "utf-8") -> IO[str]:
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding=encoding)
-    return open(path, encoding=encoding)
-
-
-def missing_files_error(name: str, root: Path, missing: list[Path], howto: str) -> FileNotFoundError:
+def missing_files_error(name: str, root: Path, missing: list[Path], howto: str) -> MissingDataError:
     listing = "\n".join(f"  - {p}" for p in missing)
-    return FileNotFoundError(
+    return MissingDataError(
         f"dataset {name!r}: expected files are missing:\n{listing}\n"
         f"Put them under {root} (set RECBENCH_DATA_DIR to the folder that holds {root.name}/, "
         f"or override data.source.root). {howto}"
@@ -75,45 +68,53 @@ class P5SequenceSource:
     def read(self, name: str) -> SequenceDataset:
         sequences = list(read_user_sequences(self.sequence_file))
         text = read_item_text(self.item_text_file) if self.item_text_file else None
-        return SequenceDataset.from_sequences(name, sequences, item_text=text)
+        return SequenceDataset.from_sequences(name, sequences, item_text=text, text_file=self.item_text_file)
 
 
 def read_user_sequences(path: Path) -> Iterator[tuple[str, list[str]]]:
+    """``(user, [item, ...])`` per line of ``user item [item ...]``; a file without one is an error."""
     seen: set[str] = set()
-    with open_text(path) as f:
-        for lineno, line in enumerate(f, 1):
-            parts = line.split()
-            if not parts:
-                continue
-            if len(parts) < 2:
-                raise ValueError(f"{path}:{lineno}: expected 'user item [item ...]', got {line.strip()!r}")
-            if parts[0] in seen:
-                raise ValueError(f"{path}:{lineno}: user {parts[0]!r} appears on more than one line")
-            seen.add(parts[0])
-            yield parts[0], parts[1:]
+    for lineno, line in iter_lines(path):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) < 2:
+            raise DataError(f"{path}:{lineno}: expected 'user item [item ...]', got {line.strip()!r}")
+        if parts[0] in seen:
+            raise DataError(f"{path}:{lineno}: user {parts[0]!r} appears on more than one line")
+        seen.add(parts[0])
+        yield parts[0], parts[1:]
+    if not seen:
+        raise DataError(
+            f"{path}: no users/sequences: the file is empty or holds only blank lines "
+            "(expected one 'user item [item ...]' line per user)"
+        )
 
 
 def read_item_text(path: Path) -> pd.DataFrame:
-    """``asin -> title, categories`` where categories joins each path with ' > ' and paths with ' | '."""
-    rows = []
-    with open_text(path) as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            if "asin" not in obj:
-                raise ValueError(f"{path}:{lineno}: missing required field 'asin'")
-            rows.append(
-                {
-                    "item_id": str(obj["asin"]),
-                    "title": str(obj.get("title") or ""),
-                    "categories": join_categories(obj.get("categories") or []),
-                }
-            )
-    return pd.DataFrame(rows).set_index("item_id")
+    """``asin -> title, categories`` where categories joins each path with ' > ' and paths with ' | '.
+
+    A null or missing title becomes "" (counted when the dataset is built); an ASIN on two lines is an
+    error naming both."""
+    rows, lines = [], []
+    for lineno, line in iter_lines(path):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+        if "asin" not in obj:
+            raise DataError(f"{path}:{lineno}: missing required field 'asin'")
+        rows.append(
+            {
+                "item_id": str(obj["asin"]),
+                "title": str(obj.get("title") or ""),
+                "categories": join_categories(obj.get("categories") or []),
+            }
+        )
+        lines.append(lineno)
+    return text_table(path, rows, lines, ["title", "categories"])
 
 
 # ---- the official 2014 files ------------------------------------------------------------------------
@@ -190,7 +191,7 @@ class AmazonRawSource:
         ).rename({"reviewerID": "user", "asin": "item", "unixReviewTime": "timestamp"})
         wanted = set(log_df.get_column("item").unique().to_list())
         text = read_meta_2014(self.meta_file, wanted, self.text_fields) if self.meta_file else None
-        return build_from_log(name, log_df, text, self.user_core, self.item_core)
+        return build_from_log(name, log_df, text, self.user_core, self.item_core, text_file=self.meta_file)
 
 
 def read_meta_2014(path: Path, asins: set[str], fields: Sequence[str]) -> pd.DataFrame:
@@ -205,7 +206,7 @@ def read_meta_2014(path: Path, asins: set[str], fields: Sequence[str]) -> pd.Dat
             continue
         m = _ASIN.search(line)
         if m is None:
-            raise ValueError(f"{path}:{lineno}: missing required field 'asin'")
+            raise DataError(f"{path}:{lineno}: missing required field 'asin'")
         if m.group(1) not in asins:
             continue
         try:
@@ -214,15 +215,15 @@ def read_meta_2014(path: Path, asins: set[str], fields: Sequence[str]) -> pd.Dat
             try:
                 obj = ast.literal_eval(line)
             except (ValueError, SyntaxError, MemoryError, RecursionError) as e:
-                raise ValueError(f"{path}:{lineno}: neither JSON nor a Python literal ({e})") from None
+                raise DataError(f"{path}:{lineno}: neither JSON nor a Python literal ({e})") from None
         if not isinstance(obj, dict):
-            raise ValueError(f"{path}:{lineno}: expected an object, got {type(obj).__name__}")
+            raise DataError(f"{path}:{lineno}: expected an object, got {type(obj).__name__}")
         row = {"item_id": str(obj["asin"])}
         for f in fields:
             value = obj.get(f)
             if f == "categories":
                 if value is not None and not isinstance(value, list):
-                    raise ValueError(f"{path}:{lineno}: field 'categories': expected a list of paths")
+                    raise DataError(f"{path}:{lineno}: field 'categories': expected a list of paths")
                 row[f] = join_categories(value or [])
             else:
                 row[f] = "" if value is None else str(value)

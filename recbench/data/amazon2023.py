@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -29,7 +30,8 @@ from recbench.data.amazon import join_categories
 from recbench.data.dataset import SequenceDataset
 from recbench.data.download import ensure_files
 from recbench.data.interactions import build_from_log
-from recbench.data.parsing import Field, check_columns
+from recbench.data.parsing import Field, check_columns, scan_text
+from recbench.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -110,15 +112,23 @@ class Amazon2023Source:
             for k, v in rel.items()
         }
 
-    def read(self, name: str) -> SequenceDataset:
+    def _load(self, kind: str, path: Path) -> Any:
+        """``datasets.load_dataset(kind)`` of one file. Its errors name neither file nor line (a byte that
+        is not UTF-8 surfaces as a bare decode error deep in the generator): on failure the file is
+        scanned for the line to name, and the original error is raised when the scan finds nothing."""
         import datasets
 
+        try:
+            return datasets.load_dataset(kind, data_files=str(path), split="train", cache_dir=self.cache_dir)
+        except Exception:
+            scan_text(path)
+            raise
+
+    def read(self, name: str) -> SequenceDataset:
         files = self.files()
         parts = []
         for split in SPLITS:
-            table = datasets.load_dataset(
-                "csv", data_files=str(files[split]), split="train", cache_dir=self.cache_dir
-            ).data.table
+            table = self._load("csv", files[split]).data.table
             check_columns(files[split], table.column_names, INTERACTION_FIELDS, INTERACTION_KNOWN)
             df = pl.from_arrow(table.select([f.name for f in INTERACTION_FIELDS]))
             assert isinstance(df, pl.DataFrame)
@@ -138,15 +148,15 @@ class Amazon2023Source:
             },
             "hub": {"repo_id": self.repo_id, "revision": self.revision} if self.root is None else None,
         }
-        ds = build_from_log(name, log_df, text, self.user_core, self.item_core, meta=meta)
+        ds = build_from_log(
+            name, log_df, text, self.user_core, self.item_core, meta=meta, text_file=files["meta"]
+        )
         assert ds.timestamps is not None
         ds.timestamps = ds.timestamps // 1000  # ordered by milliseconds above; stored as unix seconds
         return ds
 
     def read_meta(self, path: Path, wanted: set[str]) -> pd.DataFrame:
-        import datasets
-
-        table = datasets.load_dataset("json", data_files=str(path), split="train", cache_dir=self.cache_dir)
+        table = self._load("json", path)
         cols = table.column_names
         check_columns(
             path, cols, [Field("parent_asin"), *(Field(f, required=False) for f in META_FIELDS)], META_KNOWN
@@ -178,4 +188,4 @@ def _require_non_null(df: pl.DataFrame, path: Path) -> None:
         nulls = df.get_column(col).is_null()
         if nulls.any():
             row = int(nulls.arg_true()[0])
-            raise ValueError(f"{path}:{row + 2}: field {col!r} is empty")  # +1 header, +1 one-based
+            raise DataError(f"{path}:{row + 2}: field {col!r} is empty")  # +1 header, +1 one-based

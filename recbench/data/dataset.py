@@ -25,6 +25,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -34,6 +35,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from filelock import FileLock
+
+from recbench.errors import ConfigError, DataError
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +65,11 @@ class SequenceDataset:
         self.offsets = np.asarray(self.offsets, dtype=np.int64)
         self.items = np.asarray(self.items, dtype=np.int32)
         if self.offsets[0] != 0 or self.offsets[-1] != len(self.items) or np.any(np.diff(self.offsets) < 0):
-            raise ValueError(f"{self.name}: offsets must start at 0, end at len(items) and never decrease")
+            raise DataError(f"{self.name}: offsets must start at 0, end at len(items) and never decrease")
         if len(self.offsets) != len(self.user_ids) + 1:
-            raise ValueError(f"{self.name}: {len(self.user_ids)} users but {len(self.offsets) - 1} sequences")
+            raise DataError(f"{self.name}: {len(self.user_ids)} users but {len(self.offsets) - 1} sequences")
         if len(self.items) and (self.items.min() < 0 or self.items.max() >= len(self.item_ids)):
-            raise ValueError(f"{self.name}: item index outside 0..{len(self.item_ids) - 1}")
+            raise DataError(f"{self.name}: item index outside 0..{len(self.item_ids) - 1}")
         # Lets text-needing code name the dataset when it has no text (render_texts' error).
         self.item_text.attrs["dataset"] = self.name
 
@@ -92,11 +95,6 @@ class SequenceDataset:
         lengths = self.lengths()
         n_u, n_i, n = self.num_users, self.num_items, self.num_interactions
         text_cols = [c for c in self.item_text.columns]
-        has_text = (
-            self.item_text[text_cols].astype(str).apply(lambda c: c.str.len() > 0).any(axis=1).sum()
-            if text_cols
-            else 0
-        )
         return {
             "users": n_u,
             "items": n_i,
@@ -107,7 +105,7 @@ class SequenceDataset:
             "min_seq_len": int(lengths.min()) if n_u else 0,
             "max_seq_len": int(lengths.max()) if n_u else 0,
             "item_text_fields": text_cols,
-            "item_text_coverage": float(has_text) / n_i if n_i else 0.0,
+            "item_text_coverage": text_coverage(self.item_text) or 0.0,
             "has_timestamps": self.timestamps is not None,
         }
 
@@ -131,12 +129,13 @@ class SequenceDataset:
         sequences: list[tuple[str, list[str]]],
         item_text: pd.DataFrame | None = None,
         meta: dict[str, Any] | None = None,
+        text_file: Path | None = None,
     ) -> SequenceDataset:
         """Build from ``(user_id, [item_id, ...])`` in chronological order.
 
         Item indices are assigned in order of first appearance (users in the given order), the rule S3-Rec
-        and P5 use, so the same file always gives the same ids. ``item_text`` is indexed by raw item id;
-        items without text get empty strings.
+        and P5 use, so the same file always gives the same ids. ``item_text`` (read from ``text_file``) is
+        indexed by raw item id; items without text get empty strings, see :func:`align_item_text`.
         """
         index: dict[str, int] = {}
         flat: list[int] = []
@@ -146,18 +145,65 @@ class SequenceDataset:
                 flat.append(index.setdefault(it, len(index)))
             offsets.append(len(flat))
         item_ids = np.array(list(index), dtype=object)
-        text = pd.DataFrame(index=pd.RangeIndex(len(item_ids)))
-        if item_text is not None and len(item_text.columns):
-            text = item_text.reindex(item_ids).fillna("").reset_index(drop=True)
         return cls(
             name=name,
             user_ids=np.array([u for u, _ in sequences], dtype=object),
             item_ids=item_ids,
             offsets=np.array(offsets, dtype=np.int64),
             items=np.array(flat, dtype=np.int32),
-            item_text=text,
+            item_text=align_item_text(item_ids, item_text, text_file),
             meta=dict(meta or {}),
         )
+
+
+def text_coverage(item_text: pd.DataFrame) -> float | None:
+    """Fraction of items (rows) with a non-empty value in some text column; None without text columns
+    (a dataset read without an item-text file)."""
+    if not len(item_text.columns):
+        return None
+    if not len(item_text):
+        return 0.0
+    has_text = item_text.astype(str).apply(lambda c: c.str.len() > 0).any(axis=1)
+    return float(has_text.mean())
+
+
+def align_item_text(
+    item_ids: np.ndarray, item_text: pd.DataFrame | None, text_file: Path | None
+) -> pd.DataFrame:
+    """``item_text`` (indexed by raw id) in item-index order; items without text get empty strings.
+
+    That recovery is logged, not silent: one warning names ``text_file``, how many items lack a title
+    (absent from the file, or with a missing, null or empty one) and up to 5 example ids of each kind.
+    """
+    text = pd.DataFrame(index=pd.RangeIndex(len(item_ids)))
+    if item_text is None or not len(item_text.columns):
+        return text
+    absent = ~pd.Index(item_ids).isin(item_text.index)
+    text = item_text.reindex(item_ids).fillna("").reset_index(drop=True)
+    field = "title" if "title" in text.columns else "text"
+    main = text["title"] if "title" in text.columns else text.astype(str).agg("".join, axis=1)
+    empty = ~absent & (main.astype(str).str.len() == 0).to_numpy()
+    if absent.any() or empty.any():
+
+        def examples(mask: np.ndarray) -> str:
+            return ", ".join(repr(str(i)) for i in item_ids[mask][:5])
+
+        parts = (
+            [f"{int(absent.sum())} are absent from the file (e.g. {examples(absent)})"]
+            if absent.any()
+            else []
+        )
+        if empty.any():
+            parts.append(f"{int(empty.sum())} have a missing, null or empty {field} (e.g. {examples(empty)})")
+        log.warning(
+            "%s: %d of %d items have no %s (they get an empty one): %s",
+            text_file or "item text",
+            int(absent.sum() + empty.sum()),
+            len(item_ids),
+            field,
+            ", ".join(parts),
+        )
+    return text
 
 
 class Source(Protocol):
@@ -232,29 +278,39 @@ def read_saved_dataset(folder: Path) -> SequenceDataset:
     )
 
 
+def check_sha256(
+    files: Mapping[str, Path], digests: Mapping[str, str], pinned: Mapping[str, str | None] | None
+) -> None:
+    """Source files against the digests a dataset config pins (``data.sha256``, keyed like
+    ``source.files()``). ``pinned`` None, or a key's digest null, skips that check."""
+    for key, expected in (pinned or {}).items():
+        if key not in digests:
+            raise ConfigError(f"data.sha256 names {key!r}, but the source's files are {sorted(digests)}")
+        if expected and digests[key] != expected:
+            raise DataError(
+                f"{files[key]}: sha256 is {digests[key]}, the dataset config pins {expected}: "
+                "a different or corrupted copy. To use it anyway, override data.sha256=null (skips the "
+                f"check of every file) or pin this copy with data.sha256.{key}={digests[key]}"
+            )
+
+
 def load_dataset(
     name: str,
     source: Source,
     cache_dir: str | os.PathLike[str] | None = None,
     expected_stats: dict[str, int] | None = None,
-    sha256: dict[str, str] | None = None,
+    sha256: Mapping[str, str | None] | None = None,
 ) -> SequenceDataset:
     """Read a dataset through its cache, then check it against its published statistics.
 
     The cache key is the sha256 of every source file plus :data:`PREPROCESSING_VERSION`: editing a
     source file or the preprocessing code can never serve a stale copy. ``sha256`` pins source files
-    (keyed like ``source.files()``); a mismatch is an error naming the file.
+    (see :func:`check_sha256`); a mismatch is an error naming the file. A source that fails to parse
+    leaves nothing in the cache.
     """
     files = source.files()
     digests = {key: sha256_file(path) for key, path in sorted(files.items())}
-    for key, expected in (sha256 or {}).items():
-        if key not in digests:
-            raise KeyError(f"data.sha256 names {key!r}, but the source's files are {sorted(digests)}")
-        if digests[key] != expected:
-            raise ValueError(
-                f"{files[key]}: sha256 is {digests[key]}, the dataset config pins {expected}: "
-                "a different or corrupted copy (override data.sha256 if you mean to use it)"
-            )
+    check_sha256(files, digests, sha256)
     key = hashlib.sha256(json.dumps([PREPROCESSING_VERSION, digests], sort_keys=True).encode()).hexdigest()[
         :16
     ]
@@ -265,6 +321,7 @@ def load_dataset(
         # Parallel jobs of a sweep may ask for the same dataset at once: one builds, the others wait.
         folder.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(folder) + ".lock"):
+            remove_stale_temp_folders(folder)
             if (folder / "meta.json").exists():
                 log.info("Loading %s from cache %s", name, folder)
                 ds = read_saved_dataset(folder)
@@ -277,11 +334,30 @@ def load_dataset(
     return ds
 
 
+def remove_stale_temp_folders(folder: Path) -> None:
+    """Remove ``.<key>.*``, the temp folders of :func:`save_dataset` for ``folder``, left by writers that
+    died mid-save (``kill -9``, OOM, power loss: its ``except`` never ran).
+
+    Call only while holding ``folder``'s FileLock. Then every such folder is stale: the cache is written
+    only by :func:`load_dataset`, which calls :func:`save_dataset` inside that same lock, so a live writer
+    of this key would be holding the lock we hold. The kernel releases a dead process's flock, even after
+    ``kill -9``, which is why the lock is ours to take at all. (This does not hold where flock is not
+    honoured across machines, e.g. some NFS mounts — there the FileLock itself does not protect the cache.)
+    """
+    for tmp in folder.parent.glob(f".{folder.name}.*"):
+        if tmp.is_dir():
+            log.warning("Removing %s: the temp folder of a cache build that never finished", tmp)
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _preprocess(
     name: str, source: Source, files: dict[str, Path], digests: dict[str, str]
 ) -> SequenceDataset:
     log.info("Preprocessing %s from %s", name, ", ".join(str(p) for p in files.values()) or "its generator")
     ds = source.read(name)
+    if ds.num_users == 0:  # readers say which file; this catches a source that does not
+        where = ", ".join(str(p) for p in files.values()) or f"dataset {name!r}"
+        raise DataError(f"{where}: no users/sequences: the source holds no interactions")
     ds.meta.update(
         source=type(source).__name__, source_sha256=digests, preprocessing_version=PREPROCESSING_VERSION
     )
@@ -295,7 +371,7 @@ def check_stats(ds: SequenceDataset, expected: dict[str, int]) -> None:
     wrong = {k: (v, actual[k]) for k, v in expected.items() if actual.get(k) != v}
     if wrong:
         detail = ", ".join(f"{k}: expected {e:,}, got {a:,}" for k, (e, a) in wrong.items())
-        raise ValueError(
+        raise DataError(
             f"dataset {ds.name!r} does not match its published statistics ({detail}); "
             f"source files: {ds.meta.get('source_sha256', '?')}. Check the files against the sha256 "
             "in the dataset config, or override data.expected_stats if you mean to use other data."

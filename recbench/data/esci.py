@@ -25,16 +25,20 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
+import polars as pl
 
-from recbench.data.amazon import missing_files_error, open_text
-from recbench.data.dataset import sha256_file
+from recbench.data.amazon import missing_files_error
+from recbench.data.dataset import check_sha256, sha256_file
 from recbench.data.download import RemoteFile, fetch
+from recbench.data.parsing import Field, iter_lines, read_delimited, read_parquet
+from recbench.errors import DataError
 from recbench.results.schema import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -60,6 +64,15 @@ OFFICIAL_TEXT_COLUMNS = {
     "product_bullet_point": "bullets",
     "product_description": "description",
 }
+# The columns every examples file has (official parquet and the 150-query csv): query ids are integers
+# (their numeric order is the canonical query order), labels one of E/S/C/I.
+EXAMPLE_FIELDS = (
+    Field("query_id", pl.Int64),
+    Field("query"),
+    Field("product_id"),
+    Field("product_locale"),
+    Field("esci_label", choices=LABELS),
+)
 
 
 @dataclass
@@ -126,11 +139,11 @@ class SearchDataset:
         (product_id + text fields). Every judged product must be in ``products``."""
         bad = sorted(set(examples["esci_label"]) - set(LABELS))
         if bad:
-            raise ValueError(f"{name}: esci_label values {bad}; expected one of {list(LABELS)}")
+            raise DataError(f"{name}: esci_label values {bad}; expected one of {list(LABELS)}")
         dup = examples.duplicated(["query_id", "product_id"])
         if dup.any():
             first = examples[dup].iloc[0]
-            raise ValueError(
+            raise DataError(
                 f"{name}: {int(dup.sum())} duplicate (query_id, product_id) judgements, "
                 f"e.g. ({first['query_id']}, {first['product_id']})"
             )
@@ -139,9 +152,7 @@ class SearchDataset:
         index = pd.Series(np.arange(len(product_ids)), index=product_ids)
         missing = sorted(set(examples["product_id"].astype(str)) - set(product_ids))
         if missing:
-            raise ValueError(
-                f"{name}: {len(missing)} judged products have no product row, e.g. {missing[:3]}"
-            )
+            raise DataError(f"{name}: {len(missing)} judged products have no product row, e.g. {missing[:3]}")
         text = pd.DataFrame(
             {f: products[f].fillna("").astype(str).to_numpy() if f in products else "" for f in TEXT_FIELDS}
         )
@@ -151,7 +162,7 @@ class SearchDataset:
         queries = ex.drop_duplicates("query_id")
         qtext = queries.groupby("query_id", sort=False)["query"].nunique()
         if (qtext > 1).any():
-            raise ValueError(f"{name}: query_id {qtext[qtext > 1].index[0]} has several query strings")
+            raise DataError(f"{name}: query_id {qtext[qtext > 1].index[0]} has several query strings")
         sizes = ex.groupby("_qkey", sort=True).size().to_numpy()
         return cls(
             name=name,
@@ -231,8 +242,11 @@ class ESCIOfficialSource(_ExamplesAndProducts):
         self.examples_file, self.products_file = self.root / examples_file, self.root / products_file
 
     def read(self, name: str) -> SearchDataset:
-        cols = ["query_id", "query", "product_id", "product_locale", "esci_label", f"{self.version}_version"]
-        ex = pd.read_parquet(self.examples_file, columns=[*cols, "split"])
+        ex = read_parquet(
+            self.examples_file,
+            [*EXAMPLE_FIELDS, Field(f"{self.version}_version", pl.Int64), Field("split")],
+            known=("example_id", "small_version", "large_version"),
+        ).to_pandas()
         keep = (
             (ex["product_locale"] == self.locale)
             & (ex[f"{self.version}_version"] == 1)
@@ -240,11 +254,18 @@ class ESCIOfficialSource(_ExamplesAndProducts):
         )
         ex = ex[keep]
         if ex.empty:
-            raise ValueError(
+            raise DataError(
                 f"{self.examples_file}: no examples with product_locale={self.locale!r}, "
                 f"{self.version}_version=1, split={self.split!r}"
             )
-        products = pd.read_parquet(self.products_file)
+        products = read_parquet(
+            self.products_file,
+            [
+                Field("product_id"),
+                Field("product_locale"),
+                *(Field(c, required=False) for c in OFFICIAL_TEXT_COLUMNS),
+            ],
+        ).to_pandas()
         products = products[products["product_locale"] == self.locale]
         if self.corpus == "judged":
             products = products[products["product_id"].isin(set(ex["product_id"]))]
@@ -279,30 +300,36 @@ class ESCI150Source(_ExamplesAndProducts):
         self.known_test_only = known_test_only
 
     def read(self, name: str) -> SearchDataset:
-        ex = pd.read_csv(self.examples_file, dtype=str, keep_default_na=False)
+        ex = read_delimited(
+            self.examples_file,
+            [*EXAMPLE_FIELDS, Field("split_evidence", required=self.known_test_only)],
+            separator=",",
+            header=True,
+            quoted=True,
+            known=("source_rating",),
+        ).to_pandas()
         if self.known_test_only:
             ex = ex[ex["split_evidence"] != "none"]
         rows = []
-        with open_text(self.products_file) as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    p = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise ValueError(f"{self.products_file}:{lineno}: not JSON ({e.msg})") from None
-                if "asin" not in p:
-                    raise ValueError(f"{self.products_file}:{lineno}: no 'asin' field")
-                rows.append(
-                    {
-                        "product_id": p["asin"],
-                        "title": p.get("title"),
-                        "brand": p.get("brand"),
-                        "color": p.get("color"),
-                        "bullets": p.get("bullet_points"),
-                        "description": p.get("description"),
-                    }
-                )
+        for lineno, line in iter_lines(self.products_file):
+            if not line.strip():
+                continue
+            try:
+                p = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataError(f"{self.products_file}:{lineno}: not JSON ({e.msg})") from None
+            if "asin" not in p:
+                raise DataError(f"{self.products_file}:{lineno}: no 'asin' field")
+            rows.append(
+                {
+                    "product_id": p["asin"],
+                    "title": p.get("title"),
+                    "brand": p.get("brand"),
+                    "color": p.get("color"),
+                    "bullets": p.get("bullet_points"),
+                    "description": p.get("description"),
+                }
+            )
         meta = {"locale": "us", "known_test_only": self.known_test_only, "corpus": "all products in file"}
         return SearchDataset.from_frames(name, ex, pd.DataFrame(rows), meta=meta)
 
@@ -310,7 +337,7 @@ class ESCI150Source(_ExamplesAndProducts):
 def load_search_dataset(
     name: str,
     source: SearchSource,
-    sha256: dict[str, str] | None = None,
+    sha256: Mapping[str, str | None] | None = None,
     expected_stats: dict[str, int] | None = None,
 ) -> SearchDataset:
     """Read a search dataset, pinning source files by sha256 and checking its statistics.
@@ -320,14 +347,7 @@ def load_search_dataset(
     """
     files = source.files()
     digests = {key: sha256_file(path) for key, path in sorted(files.items())}
-    for key, expected in (sha256 or {}).items():
-        if key not in digests:
-            raise KeyError(f"data.sha256 names {key!r}, but the source's files are {sorted(digests)}")
-        if expected and digests[key] != expected:
-            raise ValueError(
-                f"{files[key]}: sha256 is {digests[key]}, the dataset config pins {expected}: "
-                "a different or corrupted copy (override data.sha256 if you mean to use it)"
-            )
+    check_sha256(files, digests, sha256)
     ds = source.read(name)
     ds.meta.update(
         source=type(source).__name__,
@@ -338,7 +358,7 @@ def load_search_dataset(
     wrong = {k: (v, actual.get(k)) for k, v in (expected_stats or {}).items() if actual.get(k) != v}
     if wrong:
         detail = ", ".join(f"{k}: expected {e:,}, got {a}" for k, (e, a) in wrong.items())
-        raise ValueError(f"dataset {name!r} does not match its expected statistics ({detail})")
+        raise DataError(f"dataset {name!r} does not match its expected statistics ({detail})")
     return ds
 
 

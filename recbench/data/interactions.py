@@ -21,13 +21,15 @@ Polars does the work: a 20M-row log is a handful of sorts and group-bys, never a
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import polars as pl
 
-from recbench.data.dataset import SequenceDataset
+from recbench.data.dataset import SequenceDataset, align_item_text
+from recbench.errors import DataError
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,7 @@ def build_from_log(
     user_core: int = 0,
     item_core: int = 0,
     meta: dict[str, Any] | None = None,
+    text_file: Path | None = None,
 ) -> SequenceDataset:
     """Canonical dataset from an interaction log.
 
@@ -65,10 +68,12 @@ def build_from_log(
         log_df: one row per interaction, in source-file order, columns ``user`` and ``item`` (any dtype;
             raw ids, turned into strings) and optionally ``timestamp`` (int64 unix seconds) — without it
             the file order is the chronological order (a pre-sorted sequence form).
-        item_text: str columns indexed by raw item id (str); items without text get empty strings.
+        item_text: str columns indexed by raw item id (str), read from ``text_file``; items without
+            text get empty strings (counted in a warning, see :func:`align_item_text`). An id repeated in
+            ``item_text`` keeps its first row: the 2014 metadata files repeat some lines.
     """
     if log_df.height == 0:
-        raise ValueError(f"dataset {name!r}: the interaction log is empty")
+        raise DataError(f"dataset {name!r}: the interaction log is empty: no users/sequences")
     has_ts = "timestamp" in log_df.columns
     # Ids keep their source dtype (MovieLens: integers) until the end: only the unique ids become strings.
     df = log_df.select(
@@ -79,7 +84,7 @@ def build_from_log(
     rows_in = df.height
     df, passes = k_core(df, user_core, item_core)
     if df.height == 0:
-        raise ValueError(
+        raise DataError(
             f"dataset {name!r}: nothing survives the ({user_core}, {item_core})-core filter "
             f"of {rows_in:,} interactions"
         )
@@ -93,10 +98,9 @@ def build_from_log(
     index = pl.DataFrame({"item": item_ids, "index": np.arange(len(item_ids), dtype=np.int32)})
     items = df.select("item").join(index, on="item", how="left", maintain_order="left")["index"]
     item_ids_np = item_ids.cast(pl.String).to_numpy().astype(object)
-    text = pd.DataFrame(index=pd.RangeIndex(len(item_ids_np)))
-    if item_text is not None and len(item_text.columns):
+    if item_text is not None:
         item_text = item_text[~item_text.index.duplicated(keep="first")]  # a repeated metadata line
-        text = item_text.reindex(item_ids_np).fillna("").reset_index(drop=True)
+    text = align_item_text(item_ids_np, item_text, text_file)
     info = {
         "rows_read": rows_in,
         "rows_after_core": df.height,

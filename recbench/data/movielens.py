@@ -28,7 +28,8 @@ from recbench.data.amazon import read_user_sequences
 from recbench.data.dataset import SequenceDataset
 from recbench.data.download import RemoteFile, ensure_files
 from recbench.data.interactions import build_from_log
-from recbench.data.parsing import Field, iter_lines, read_delimited
+from recbench.data.parsing import Field, iter_lines, read_delimited, text_table
+from recbench.errors import DataError
 
 # u.genre, in flag order.
 ML100K_GENRES = (
@@ -93,7 +94,9 @@ class _MovieLensRatings:
         log_df = ratings.select(pl.col("user"), pl.col("item"), pl.col("timestamp"))
         text = self.read_movies(self.movies_file) if self.movies_file else None
         meta = {"min_rating": self.min_rating}
-        return build_from_log(name, log_df, text, self.user_core, self.item_core, meta=meta)
+        return build_from_log(
+            name, log_df, text, self.user_core, self.item_core, meta=meta, text_file=self.movies_file
+        )
 
 
 RATING_FIELDS = [Field("user", pl.Int64), Field("item", pl.Int64), Field("rating", pl.Float64)]
@@ -107,22 +110,23 @@ class MovieLens100KSource(_MovieLensRatings):
         return read_delimited(self.ratings_file, fields, separator="\t", header=False)
 
     def read_movies(self, path: Path) -> pd.DataFrame:
-        rows = []
+        rows, lines = [], []
         for lineno, line in iter_lines(path, encoding="latin-1"):
             if not line.strip():
                 continue
             parts = line.split("|")
             if len(parts) != 5 + len(ML100K_GENRES):
-                raise ValueError(
+                raise DataError(
                     f"{path}:{lineno}: expected {5 + len(ML100K_GENRES)} '|'-separated fields "
                     f"(id, title, dates, URL, {len(ML100K_GENRES)} genre flags), got {len(parts)}"
                 )
             flags = parts[5:]
             if any(f not in ("0", "1") for f in flags):
-                raise ValueError(f"{path}:{lineno}: field 'genres': flags must be 0 or 1, got {flags}")
+                raise DataError(f"{path}:{lineno}: field 'genres': flags must be 0 or 1, got {flags}")
             genres = [g for g, f in zip(ML100K_GENRES, flags, strict=True) if f == "1"]
             rows.append({"item_id": _movie_id(path, lineno, parts[0]), "title": parts[1], "genres": genres})
-        return _movie_text(rows)
+            lines.append(lineno)
+        return _movie_text(path, rows, lines)
 
 
 class MovieLens1MSource(_MovieLensRatings):
@@ -190,30 +194,31 @@ class MovieLensSequenceSource:
     def read(self, name: str) -> SequenceDataset:
         sequences = list(read_user_sequences(self.sequence_file))
         text = read_movies_dat(self.movies_file) if self.movies_file else None
-        return SequenceDataset.from_sequences(name, sequences, item_text=text)
+        return SequenceDataset.from_sequences(name, sequences, item_text=text, text_file=self.movies_file)
 
 
 def read_movies_dat(path: Path) -> pd.DataFrame:
     """``MovieID::Title::Genres`` (latin-1) -> ``movie id -> title, genres``."""
-    rows = []
+    rows, lines = [], []
     for lineno, line in iter_lines(path, encoding="latin-1"):
         if not line.strip():
             continue
         parts = line.split("::")
         if len(parts) != 3:
-            raise ValueError(f"{path}:{lineno}: expected 'MovieID::Title::Genres', got {len(parts)} field(s)")
+            raise DataError(f"{path}:{lineno}: expected 'MovieID::Title::Genres', got {len(parts)} field(s)")
         genres = [g for g in parts[2].split("|") if g and g != "(no genres listed)"]
         rows.append({"item_id": _movie_id(path, lineno, parts[0]), "title": parts[1], "genres": genres})
-    return _movie_text(rows)
+        lines.append(lineno)
+    return _movie_text(path, rows, lines)
 
 
 def _movie_id(path: Path, lineno: int, value: str) -> str:
     if not value.strip().isdigit():
-        raise ValueError(f"{path}:{lineno}: field 'movie_id': expected an integer, got {value!r}")
+        raise DataError(f"{path}:{lineno}: field 'movie_id': expected an integer, got {value!r}")
     return str(int(value))
 
 
-def _movie_text(rows: list[dict]) -> pd.DataFrame:
-    df = pd.DataFrame(rows, columns=["item_id", "title", "genres"])
+def _movie_text(path: Path, rows: list[dict], lines: list[int]) -> pd.DataFrame:
+    df = text_table(path, rows, lines, ["title", "genres"])
     df["genres"] = df["genres"].map(", ".join)
-    return df.set_index("item_id")
+    return df

@@ -16,38 +16,105 @@ import gzip
 import io
 import json
 import logging
+import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import polars as pl
+
+from recbench.errors import DataError
 
 log = logging.getLogger(__name__)
 
 # ASCII "unit separator": stands in for multi-character delimiters (GroupLens '::') so polars can split.
 _UNIT_SEP = "\x1f"
+# What a gzip'd file that does not decompress raises, from gzip.open or gzip.decompress: a wrong magic
+# number or a bad CRC (BadGzipFile), a stream cut short (EOFError), corrupt deflate data (zlib.error).
+_GZIP_ERRORS = (gzip.BadGzipFile, EOFError, zlib.error)
 
 
 @dataclass(frozen=True)
 class Field:
-    """A column of a source file: its name and polars type (Int64, Float64 or String)."""
+    """A column of a source file: its name, polars type (Int64, Float64 or String), and optionally the
+    values it may take."""
 
     name: str
     dtype: Any = pl.String
     required: bool = True
+    choices: tuple[str, ...] | None = None
+
+
+def gzip_error(path: Path, error: Exception) -> DataError:
+    """``path`` (named ``.gz``) does not decompress: say whether it is not gzip at all or cut short."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(8)
+    if not head.startswith(b"\x1f\x8b"):
+        return DataError(
+            f"{path}: not a gzip file: the name ends in .gz but the file starts with {head!r}, not the gzip "
+            "signature 1f 8b (compress it, or drop .gz from its name and from the dataset config)"
+        )
+    if isinstance(error, EOFError):
+        return DataError(
+            f"{path}: truncated gzip (ends after {size:,} bytes): the compressed stream stops before its "
+            "end, as after an incomplete download or copy; fetch the file again"
+        )
+    return DataError(f"{path}: corrupt gzip ({error}); fetch the file again")
+
+
+def decode_error(
+    path: Path, data: bytes, error: UnicodeDecodeError, encoding: str, first_line: int = 1
+) -> DataError:
+    """A byte of ``data`` (the file's content from line ``first_line`` on) is not valid ``encoding``: name
+    the line, the byte and its column."""
+    lineno = first_line + data.count(b"\n", 0, error.start)
+    column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+    return DataError(
+        f"{path}:{lineno}: not valid {encoding}: byte 0x{data[error.start]:02x} at column {column} "
+        f"(expected {encoding} text: re-encode the file, e.g. with iconv -f <its encoding> -t {encoding})"
+    )
+
+
+def decode(path: Path, data: bytes, encoding: str, first_line: int = 1) -> str:
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as e:
+        raise decode_error(path, data, e, encoding, first_line) from None
 
 
 def read_bytes(path: Path) -> bytes:
     data = path.read_bytes()
-    return gzip.decompress(data) if path.suffix == ".gz" else data
+    if path.suffix != ".gz":
+        return data
+    try:
+        return gzip.decompress(data)
+    except _GZIP_ERRORS as e:
+        raise gzip_error(path, e) from None
 
 
 def iter_lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding=encoding, newline="") as f:
-        for lineno, line in enumerate(f, 1):
-            yield lineno, line.rstrip("\r\n")
+    """``(line number, line without its end)`` of a text file, gzip-decompressed when named ``.gz``.
+
+    Lines are split on ``\\n`` as bytes and decoded one at a time, so a byte that is not valid
+    ``encoding`` is a :class:`DataError` naming its line (ASCII-compatible encodings only: utf-8, latin-1);
+    a ``.gz`` file that is not gzip, or is cut short, is a :class:`DataError` saying which.
+    """
+    with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as f:
+        try:
+            for lineno, raw in enumerate(f, 1):
+                yield lineno, decode(path, raw, encoding, lineno).rstrip("\r\n")
+        except _GZIP_ERRORS as e:
+            raise gzip_error(path, e) from None
+
+
+def scan_text(path: Path, encoding: str = "utf-8") -> None:
+    """Read ``path`` through :func:`iter_lines` only for its errors (a reader that failed without saying
+    where calls this to find the bad line)."""
+    for _ in iter_lines(path, encoding):
+        pass
 
 
 def _convert(value: str, dtype: Any) -> Any:
@@ -62,13 +129,21 @@ def _type_name(dtype: Any) -> str:
     return {pl.Int64: "an integer", pl.Float64: "a number"}.get(dtype, "a string")
 
 
+def _empty(path: Path, but: str = "") -> DataError:
+    return DataError(f"{path}: no data rows: the file is empty{' ' + but if but else ''}")
+
+
+def _choice_error(where: str, f: Field, value: Any) -> DataError:
+    return DataError(f"{where}: expected one of {list(f.choices or ())}, got {value!r}")
+
+
 def check_columns(
     path: Path, present: Sequence[str], fields: Sequence[Field], known: Sequence[str] = ()
 ) -> None:
     """Missing required columns: error. Columns neither in ``fields`` nor ``known``: warning."""
     missing = [f.name for f in fields if f.required and f.name not in present]
     if missing:
-        raise ValueError(
+        raise DataError(
             f"{path}: missing required column(s) {missing}; the file has {list(present)} "
             f"(expected {[f.name for f in fields if f.required]})"
         )
@@ -76,6 +151,15 @@ def check_columns(
     unknown = [c for c in present if c not in expected]
     if unknown:
         log.warning("%s: ignoring unknown column(s) %s", path, unknown)
+
+
+def _has_bad_values(df: pl.DataFrame, fields: Sequence[Field]) -> bool:
+    """Whether a required column holds a null or a column with ``choices`` another value."""
+    checks = [pl.col(f.name).is_null() for f in fields if f.required]
+    checks += [
+        pl.col(f.name).is_not_null() & ~pl.col(f.name).is_in(list(f.choices)) for f in fields if f.choices
+    ]
+    return bool(df.height and checks and df.select(pl.any_horizontal(checks).any()).item())
 
 
 def read_delimited(
@@ -96,10 +180,11 @@ def read_delimited(
     utf8 = encoding.lower().replace("-", "") in ("utf8", "ascii")
     source: Path | io.BytesIO = path
     sep = separator
+    raw = b""
     if path.suffix == ".gz" or not utf8 or len(separator) > 1:
         raw = read_bytes(path)
         if not utf8:
-            raw = raw.decode(encoding).encode("utf-8")  # polars reads UTF-8 only
+            raw = decode(path, raw, encoding).encode("utf-8")  # polars reads UTF-8 only
         if len(separator) > 1:
             raw, sep = raw.replace(separator.encode(), _UNIT_SEP.encode()), _UNIT_SEP
         source = io.BytesIO(raw)
@@ -107,7 +192,7 @@ def read_delimited(
     wanted = [f for f in fields if f.name]
     if header:
         with open(path, "rb") if isinstance(source, Path) else io.BytesIO(raw) as f:
-            first = f.readline().decode("utf-8").rstrip("\r\n")
+            first = decode(path, f.readline(), "utf-8").rstrip("\r\n")
         present = next(csv.reader([first], delimiter=sep)) if quoted else first.split(sep)
         check_columns(path, present, wanted, known)
         wanted = [f for f in wanted if f.name in present]
@@ -128,24 +213,28 @@ def read_delimited(
             infer_schema=header,
             truncate_ragged_lines=True,
         )
+    except pl.exceptions.NoDataError:
+        raise _empty(path) from None
     except pl.exceptions.PolarsError as e:
-        raise _locate(path, fields, separator, header, encoding, quoted) or ValueError(
+        # polars names no line: find it (a byte that is not UTF-8 is reported by iter_lines on the way)
+        raise _locate(path, fields, separator, header, encoding, quoted) or DataError(
             f"{path}: could not be parsed ({e})"
         ) from None
+    if df.height == 0:
+        raise _empty(path, "apart from its header" if header else "")
     df = df.select([f.name for f in wanted])
     if not header:
         df = df.with_columns(pl.col(f.name).cast(f.dtype) for f in wanted if f.dtype != pl.String)
-    required = [f.name for f in wanted if f.required]
-    if df.select(pl.any_horizontal(pl.col(required).is_null()).any()).item():
-        raise _locate(path, fields, separator, header, encoding, quoted) or ValueError(
-            f"{path}: empty value in a required column {required}"
+    if _has_bad_values(df, wanted):
+        raise _locate(path, fields, separator, header, encoding, quoted) or DataError(
+            f"{path}: empty value in a required column {[f.name for f in wanted if f.required]}"
         )
     return df
 
 
 def _locate(
     path: Path, fields: Sequence[Field], separator: str, header: bool, encoding: str, quoted: bool
-) -> ValueError | None:
+) -> DataError | None:
     """The first line that does not parse, as an error naming file, line and field (slow: error path only)."""
     positions: list[tuple[int, Field]] = []
     for lineno, line in iter_lines(path, encoding):
@@ -158,23 +247,22 @@ def _locate(
         if not header and not positions:
             positions = [(i, f) for i, f in enumerate(fields) if f.name]
         for i, f in positions:
+            where = f"{path}:{lineno}: field {f.name!r} (column {i + 1})"
             if i >= len(parts):
                 if f.required:
-                    return ValueError(
-                        f"{path}:{lineno}: field {f.name!r} (column {i + 1}) is missing: the line has "
-                        f"{len(parts)} column(s) separated by {separator!r}"
+                    return DataError(
+                        f"{where} is missing: the line has {len(parts)} column(s) separated by {separator!r}"
                     )
                 continue
             value = parts[i]
             if value == "" and f.required:
-                return ValueError(f"{path}:{lineno}: field {f.name!r} (column {i + 1}) is empty")
+                return DataError(f"{where} is empty")
             try:
                 _convert(value, f.dtype)
             except ValueError:
-                return ValueError(
-                    f"{path}:{lineno}: field {f.name!r} (column {i + 1}): expected {_type_name(f.dtype)}, "
-                    f"got {value!r}"
-                )
+                return DataError(f"{where}: expected {_type_name(f.dtype)}, got {value!r}")
+            if f.choices and value not in f.choices:
+                return _choice_error(where, f, value)
     return None
 
 
@@ -187,43 +275,46 @@ def read_json_lines(
     """Read strict JSON lines into the columns ``fields`` (extra keys are not loaded).
 
     The keys of the first ``sample_lines`` objects are checked with :func:`check_columns`; a line that
-    is not JSON, or an object lacking a required field, is an error naming its line.
+    is not JSON (or not UTF-8), or an object lacking a required field, is an error naming its line.
     """
     raw = read_bytes(path)
+    if not raw.strip():
+        raise _empty(path)
     present: dict[str, None] = {}
     for n, line in enumerate(raw[: 1 << 24].split(b"\n")[:sample_lines]):
         if line.strip():
             try:
                 present.update(dict.fromkeys(json.loads(line)))
-            except json.JSONDecodeError:
-                raise _locate_json(path, fields) or ValueError(f"{path}:{n + 1}: not valid JSON") from None
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise _locate_json(path, fields) or DataError(f"{path}:{n + 1}: not valid JSON") from None
     check_columns(path, list(present), fields, known)
     wanted = [f for f in fields if f.name in present]
     try:
         df = pl.read_ndjson(io.BytesIO(raw), schema={f.name: f.dtype for f in wanted})
     except pl.exceptions.PolarsError as e:
-        raise _locate_json(path, fields) or ValueError(f"{path}: could not be parsed ({e})") from None
-    required = [f.name for f in wanted if f.required]
-    if df.height and df.select(pl.any_horizontal(pl.col(required).is_null()).any()).item():
-        raise _locate_json(path, fields) or ValueError(f"{path}: a required field {required} is null")
+        raise _locate_json(path, fields) or DataError(f"{path}: could not be parsed ({e})") from None
+    if _has_bad_values(df, wanted):
+        raise _locate_json(path, fields) or DataError(
+            f"{path}: a required field {[f.name for f in wanted if f.required]} is null"
+        )
     return df
 
 
-def _locate_json(path: Path, fields: Sequence[Field]) -> ValueError | None:
+def _locate_json(path: Path, fields: Sequence[Field]) -> DataError | None:
     for lineno, line in iter_lines(path):
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
-            return ValueError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})")
+            return DataError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})")
         if not isinstance(obj, dict):
-            return ValueError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+            return DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
         for f in fields:
             value = obj.get(f.name)
             if value is None:
                 if f.required:
-                    return ValueError(f"{path}:{lineno}: missing required field {f.name!r}")
+                    return DataError(f"{path}:{lineno}: missing required field {f.name!r}")
                 continue
             ok = (
                 isinstance(value, int) and not isinstance(value, bool)
@@ -233,7 +324,57 @@ def _locate_json(path: Path, fields: Sequence[Field]) -> ValueError | None:
                 else isinstance(value, str)
             )
             if not ok:
-                return ValueError(
+                return DataError(
                     f"{path}:{lineno}: field {f.name!r}: expected {_type_name(f.dtype)}, got {value!r}"
                 )
+            if f.choices and value not in f.choices:
+                return _choice_error(f"{path}:{lineno}: field {f.name!r}", f, value)
     return None
+
+
+def read_parquet(path: Path, fields: Sequence[Field], known: Sequence[str] = ()) -> pl.DataFrame:
+    """Read the columns ``fields`` of a parquet file (columns as :func:`check_columns`; an Int64 field
+    may be stored as integers or as strings of integers). A bad value names its row (1-based)."""
+    try:
+        present = list(pl.read_parquet_schema(path))
+    except (pl.exceptions.PolarsError, OSError) as e:
+        raise DataError(f"{path}: not a readable parquet file ({e})") from None
+    check_columns(path, present, fields, known)
+    wanted = [f for f in fields if f.name in present]
+    df = pl.read_parquet(path, columns=[f.name for f in wanted])
+    for f in wanted:
+        col = df.get_column(f.name)
+        converted = col.cast(f.dtype, strict=False)
+        failed = converted.is_null() & col.is_not_null()
+        bad = (failed | col.is_null()) if f.required else failed
+        if f.choices:
+            bad = bad | (converted.is_not_null() & ~converted.is_in(list(f.choices)))
+        if bad.any():
+            row = int(bad.arg_true()[0])
+            where, value = f"{path}: row {row + 1}: field {f.name!r}", col[row]
+            if value is None:
+                raise DataError(f"{where} is empty")
+            if failed[row]:
+                raise DataError(f"{where}: expected {_type_name(f.dtype)}, got {value!r}")
+            raise _choice_error(where, f, value)
+        df = df.with_columns(converted)
+    return df
+
+
+def text_table(
+    path: Path, rows: Sequence[dict[str, Any]], lines: Sequence[int], columns: Sequence[str]
+) -> pd.DataFrame:
+    """Item-text ``rows`` (each with ``item_id``, read from line ``lines[i]`` of ``path``) as a table
+    indexed by ``item_id``. An id on two lines is an error naming both: which line is right is not ours
+    to guess, and a silent pick would change what a text model sees."""
+    df = pd.DataFrame(list(rows), columns=["item_id", *columns])
+    dup = df["item_id"].duplicated()
+    if dup.any():
+        i = int(dup.to_numpy().argmax())
+        item = df["item_id"].iat[i]
+        first = int((df["item_id"] == item).to_numpy().argmax())
+        raise DataError(
+            f"{path}:{lines[i]}: duplicate item id {item!r} (first on line {lines[first]}): "
+            "each item must have exactly one line"
+        )
+    return df.set_index("item_id")

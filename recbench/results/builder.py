@@ -17,7 +17,7 @@ import pyarrow as pa
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from recbench.data.dataset import SequenceDataset, sha256_file
+from recbench.data.dataset import SequenceDataset, sha256_file, text_coverage
 from recbench.data.protocol import Split
 from recbench.results.schema import ResultRow, atomic_write_parquet
 from recbench.utils.callbacks import EpochTimer
@@ -223,6 +223,7 @@ def build_row(
                 "items": dataset.num_items,
                 "interactions": dataset.num_interactions,
                 "eval_users": len(split.test),
+                "item_text_coverage": text_coverage(dataset.item_text),
             },
             model={
                 "name": cfg.model.name,

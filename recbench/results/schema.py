@@ -54,6 +54,8 @@ class DatasetInfo(Strict):
     items: int
     interactions: int
     eval_users: int
+    # fraction of items with non-empty text; None without an item-text file (and in rows written before)
+    item_text_coverage: float | None = None
 
 
 class ModelInfo(Strict):

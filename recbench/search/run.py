@@ -24,7 +24,7 @@ import pyarrow as pa
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from recbench.data.dataset import sha256_file
+from recbench.data.dataset import sha256_file, text_coverage
 from recbench.data.esci import SearchDataset
 from recbench.results.builder import config_hashes, reproduce_command
 from recbench.results.schema import ResultRow, atomic_write_parquet, write_row
@@ -167,6 +167,7 @@ def build_search_row(
                 "items": dataset.num_products,
                 "interactions": dataset.num_judgements,
                 "eval_users": dataset.num_queries,
+                "item_text_coverage": text_coverage(dataset.product_text),
             },
             model={
                 "name": cfg.model.name,
