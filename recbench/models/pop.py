@@ -26,6 +26,7 @@ class Pop(nn.Module):
         if counts.shape != (num_items,):
             raise ValueError(f"train_item_counts has shape {tuple(counts.shape)}, expected ({num_items},)")
         self.max_len = max_len
+        self.counts: torch.Tensor
         self.register_buffer("counts", counts.float()[:, None])  # (I, 1): a buffer, not a parameter
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
