@@ -158,3 +158,75 @@ def test_pop_ranks_by_training_counts_by_hand(tmp_path):
     scores = pop.score_items(pop(torch.zeros(3, 2, dtype=torch.long))[:, -1])
     ranks = target_ranks(scores, torch.tensor([0, 1, 3]))
     assert ranks.tolist() == [2, 1, 5]  # a after b; b first; d ties with c and e at 0: last (pessimistic)
+
+
+def bert(**kw):
+    from recbench.models.bert4rec import BERT4Rec
+
+    torch.manual_seed(0)
+    return BERT4Rec(num_items=30, max_len=6, hidden_size=16, num_heads=2, ffn_size=32, **kw).eval()
+
+
+def test_bert4rec_is_bidirectional_and_ignores_padding():
+    net = bert()
+    a = net(torch.tensor([[1, 2, 3, 31]]))  # 31 = the mask token
+    b = net(torch.tensor([[1, 9, 3, 31]]))
+    assert not torch.allclose(a[:, 0], b[:, 0])  # position 0 sees position 1: bidirectional
+    padded = net(torch.tensor([[0, 0, 1, 2, 3, 31]]))
+    assert torch.allclose(a, padded[:, 2:], atol=1e-5)
+    assert net.item_embeddings().shape == (30, 17)  # embeddings + the bias column
+
+
+def test_cloze_masks_at_the_rate_and_at_least_once():
+    from recbench.lit.cloze import cloze_mask
+
+    tokens = torch.randint(1, 30, (2000, 20))
+    tokens[:, :5] = 0  # left padding is never masked
+    g = torch.Generator().manual_seed(0)
+    hide = cloze_mask(tokens, 0.2, g)
+    assert not hide[:, :5].any()
+    assert hide[:, 5:].float().mean().item() == pytest.approx(0.2, abs=0.01)
+    short = torch.tensor([[0, 0, 4], [0, 5, 6]])
+    for seed in range(20):
+        assert cloze_mask(short, 0.01, torch.Generator().manual_seed(seed)).any(1).all()
+
+
+def test_cloze_evaluation_appends_a_mask_after_the_history():
+    from recbench.data.datamodule import EvalBatch
+    from recbench.lit.cloze import ClozeModule
+    from recbench.losses.ce import FullSoftmaxCE
+
+    net = bert()
+    module = ClozeModule(net=net, loss=FullSoftmaxCE(), optimizer=None, metrics=[])
+    batch = EvalBatch(
+        users=torch.tensor([0]),
+        inputs=torch.tensor([[0, 1, 2, 3]]),
+        targets=torch.tensor([4]),
+        history_rows=torch.tensor([0]),
+        history_items=torch.tensor([0]),
+    )
+    expected = net(torch.tensor([[0, 1, 2, 3, 31]]))[:, -1] @ net.item_embeddings().T
+    assert torch.allclose(module.score(batch), expected, atol=1e-6)
+
+
+def test_cloze_training_loss_falls():
+    from recbench.data.datamodule import TrainBatch
+    from recbench.lit.cloze import ClozeModule
+    from recbench.losses.ce import FullSoftmaxCE
+
+    net = bert(dropout=0.0, attn_dropout=0.0).train()
+    module = ClozeModule(net=net, loss=FullSoftmaxCE(), optimizer=None, metrics=[], mask_prob=0.3)
+    module.log = lambda *a, **k: None  # no trainer attached
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    batch = TrainBatch(
+        inputs=torch.tensor([[1, 2, 3, 4, 5]] * 8), targets=torch.tensor([[2, 3, 4, 5, 6]] * 8)
+    )
+    torch.manual_seed(0)
+    losses = []
+    for _ in range(40):
+        loss = module.training_step(batch, 0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert sum(losses[-5:]) < 0.5 * sum(losses[:5])
