@@ -230,3 +230,18 @@ def test_cloze_training_loss_falls():
         opt.step()
         losses.append(loss.item())
     assert sum(losses[-5:]) < 0.5 * sum(losses[:5])
+
+
+def test_caser_is_causal_and_windowed():
+    from recbench.models.caser import Caser
+
+    torch.manual_seed(0)
+    net = Caser(num_items=30, max_len=8, window=3, embedding_size=8, n_v=2, n_h=3, dropout=0.0).eval()
+    a = net(torch.tensor([[1, 2, 3, 4, 5]]))
+    assert a.shape == (1, 5, 8)
+    b = net(torch.tensor([[1, 2, 3, 4, 9]]))  # the future does not leak backwards
+    assert torch.allclose(a[:, :4], b[:, :4]) and not torch.allclose(a[:, 4], b[:, 4])
+    c = net(torch.tensor([[7, 2, 3, 4, 5]]))  # item 1 is outside the window of positions >= 3
+    assert torch.allclose(a[:, 3:], c[:, 3:]) and not torch.allclose(a[:, 0], c[:, 0])
+    padded = net(torch.tensor([[0, 0, 1, 2, 3, 4, 5]]))
+    assert torch.allclose(a, padded[:, 2:], atol=1e-6)
