@@ -25,7 +25,8 @@ import yaml
 from recbench.leaderboard import significance
 from recbench.leaderboard.verify import RESUMED
 from recbench.metrics.ranking import RankMetric
-from recbench.results.schema import ResultRow, atomic_write_text, read_row
+from recbench.results.schema import ResultRow, read_row
+from recbench.utils.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 
