@@ -32,6 +32,7 @@ from recbench.data.dataset import SequenceDataset
 from recbench.results.builder import build_row, print_summary, write_predictions
 from recbench.results.schema import ResultRow, write_row
 from recbench.utils.callbacks import EpochTimer, KeepSelection, RandomState, check_selected
+from recbench.utils.checkpoint_io import SafeCheckpointIO
 from recbench.utils.environment import git_state
 
 log = logging.getLogger(__name__)
@@ -103,7 +104,7 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> ResultRow:
     callbacks.sort(key=lambda c: isinstance(c, ModelCheckpoint) and c.monitor is None)
     callbacks += [timer, RandomState(), KeepSelection()]
     logger = instantiate(cfg.logger) if cfg.logger else False
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, plugins=[SafeCheckpointIO()])
 
     # 4. Fit, then evaluate the epoch selected on validation.
     started = time.perf_counter()

@@ -1,23 +1,71 @@
-"""Faults: nothing half-written, nothing lost.
+"""Faults: nothing half-written, nothing lost, nothing run on load.
 
-A full disk while writing a row or predictions leaves nothing under the final name (and no temp file);
-written files get the user's umask.
+A full disk while writing a checkpoint, row or predictions leaves nothing under the final name (and no
+temp file); written files get the user's umask; a checkpoint carrying pickled code is refused before
+anything runs.
 """
 
 from __future__ import annotations
 
 import errno
+import io
 import os
+import random
+import re
+import subprocess
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pytest
+import torch
 
+from recbench.errors import RefusedError
+from recbench.utils.callbacks import RandomState
+from recbench.utils.checkpoint_io import SafeCheckpointIO
 from recbench.utils.files import atomic_file, atomic_write_parquet, atomic_write_text
 
 from .test_run import fast_run
 
 ENOSPC = OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+class FullDisk:
+    """A file object whose disk fills after ``room`` bytes: the bytes that fit are written (a truncated
+    file, as on a real disk), then the write raises ENOSPC."""
+
+    def __init__(self, f: Any, room: int) -> None:
+        self.f, self.room = f, room
+
+    def write(self, b: Any) -> int:
+        if len(b) > self.room:
+            self.f.write(bytes(b[: self.room]))
+            self.room = 0
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= len(b)
+        return self.f.write(b)
+
+    def flush(self) -> None:
+        self.f.flush()
+
+
+@pytest.fixture
+def disk_fills(monkeypatch):
+    """The disk fills after 4 KiB of the next file torch.save writes into (through a file object, as
+    SafeCheckpointIO does); ``fills["saves"]`` counts the saves that fit before it."""
+    fills = {"saves": 0}
+    real_save = torch.save
+
+    def save(obj, f, *args, **kwargs):
+        if isinstance(f, io.IOBase):
+            fills["saves"] -= 1
+            if fills["saves"] < 0:
+                f = FullDisk(f, 4096)
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", save)
+    return fills
 
 
 def listing(folder: Path) -> list[str]:
@@ -40,6 +88,24 @@ def test_a_write_that_fails_leaves_nothing_and_keeps_the_previous_file(tmp_path)
     assert path.read_text() == "the whole row\n" and listing(tmp_path) == ["result.json"]
 
 
+def test_checkpoint_on_a_full_disk_leaves_no_file_and_says_which(tmp_path, disk_fills):
+    path = tmp_path / "checkpoints" / "best-epoch001.ckpt"
+    with pytest.raises(OSError, match=re.escape(f"No space left on device: '{path}'")) as e:
+        SafeCheckpointIO().save_checkpoint({"w": torch.zeros(100_000)}, path)
+    assert e.value.errno == errno.ENOSPC
+    assert listing(path.parent) == []
+
+
+def test_a_run_whose_disk_fills_at_the_best_checkpoint_leaves_no_checkpoint(tmp_path, disk_fills):
+    """Through the Trainer: the first checkpoint written is epoch 1's best; the run fails with ENOSPC
+    naming it, and the checkpoint folder holds no file (no truncated best-epoch000.ckpt, no temp file)."""
+    with pytest.raises(OSError, match=r"No space left on device: .*best-epoch000\.ckpt") as e:
+        fast_run(tmp_path)
+    assert e.value.errno == errno.ENOSPC
+    assert listing(tmp_path / "checkpoints") == []
+    assert not (tmp_path / "result.json").exists()
+
+
 def test_rows_and_predictions_on_a_full_disk_leave_nothing(tmp_path, monkeypatch):
     """The parquet and JSON writers share atomic_file: a failure inside either leaves no file."""
     import pyarrow.parquet as pq
@@ -55,6 +121,32 @@ def test_rows_and_predictions_on_a_full_disk_leave_nothing(tmp_path, monkeypatch
     with pytest.raises(OSError, match="No space left"):
         atomic_write_text(tmp_path / "result.json", "{}")
     assert listing(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_a_real_full_disk_leaves_no_checkpoint(tmp_path):
+    """A 1 MiB tmpfs holds no checkpoint of the synthetic SASRec (1.4 MB): the run fails with ENOSPC and
+    the filesystem is left empty. Lightning's own TorchCheckpointIO leaves a truncated 1 MiB file there."""
+    small = tmp_path / "small"
+    small.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)], capture_output=True
+    )
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        with pytest.raises(OSError, match="No space left on device") as e:
+            fast_run(
+                tmp_path / "run",
+                f"callbacks.model_checkpoint.dirpath={small}",
+                f"callbacks.last_checkpoint.dirpath={small}",
+            )
+        assert e.value.errno == errno.ENOSPC
+        assert listing(small) == []
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
 
 
 # -- the user's umask --------------------------------------------------------------------------------------
@@ -93,3 +185,48 @@ def test_a_run_writes_its_files_with_the_umask_mode(tmp_path, umask):
         "checkpoints/best-epoch000.ckpt",
     ):
         assert mode(tmp_path / name) == 0o644, name
+
+
+# -- loading never runs code -------------------------------------------------------------------------------
+
+
+class Payload:
+    """Unpickling it runs a shell command: creates the marker file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.parametrize("forced_off", [False, True])
+def test_a_checkpoint_carrying_code_is_refused_naming_the_file(tmp_path, monkeypatch, forced_off):
+    """resume_from= a file whose unpickling would run a command: refused before anything runs, even with
+    torch's TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD set (it overrides only a load that leaves weights_only unset)."""
+    if forced_off:
+        monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    marker = tmp_path / "ran"
+    ckpt = tmp_path / "evil.ckpt"
+    torch.save({"epoch": 0, "state_dict": {}, "callbacks": {"x": Payload(marker)}}, ckpt)
+    refused = re.escape(f"refusing to load checkpoint {ckpt}: ") + ".*GLOBAL posix.system"
+    with pytest.raises(RefusedError, match=refused):
+        fast_run(tmp_path / "run", f"+resume_from={ckpt}")
+    assert not marker.exists()
+
+
+def test_random_state_survives_a_weights_only_load():
+    """RandomState's python and numpy states are plain ints and tuples: they load with weights_only=True
+    and restore the generators exactly."""
+    random.seed(1)
+    np.random.seed(2)
+    saved = RandomState().state_dict()
+    expected = random.random(), np.random.rand()
+    buffer = io.BytesIO()
+    torch.save({"callbacks": {"RandomState": saved}}, buffer)
+    buffer.seek(0)
+    loaded = torch.load(buffer, weights_only=True)["callbacks"]["RandomState"]
+    random.seed(3)
+    np.random.seed(4)
+    RandomState()._restore(loaded)
+    assert (random.random(), np.random.rand()) == expected
