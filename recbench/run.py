@@ -30,6 +30,7 @@ from omegaconf import DictConfig
 
 from recbench.data.dataset import SequenceDataset
 from recbench.results.builder import build_row, print_summary, write_predictions
+from recbench.results.failure import marked_on_failure
 from recbench.results.schema import ResultRow, write_row
 from recbench.utils.callbacks import EpochTimer, KeepSelection, RandomState, check_selected
 from recbench.utils.checkpoint_io import SafeCheckpointIO
@@ -152,7 +153,8 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> ResultRow:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
-    row = run(cfg, overrides=list(HydraConfig.get().overrides.task))
+    with marked_on_failure(cfg.paths.output_dir):  # FAILED.json: `leaderboard add` refuses the folder
+        row = run(cfg, overrides=list(HydraConfig.get().overrides.task))
     if "val" not in row.metrics:  # search rows: zero-shot, no validation queries, nothing to optimise
         return float("nan")
     return row.metrics["val"][cfg.monitor.removeprefix("val/")]  # what sweepers optimise: validation only

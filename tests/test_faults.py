@@ -2,17 +2,19 @@
 
 A full disk while writing a checkpoint, row or predictions leaves nothing under the final name (and no
 temp file); written files get the user's umask; a checkpoint carrying pickled code is refused before
-anything runs.
+anything runs; a failed run is marked failed and ``leaderboard add`` refuses it.
 """
 
 from __future__ import annotations
 
 import errno
 import io
+import json
 import os
 import random
 import re
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,9 @@ import pytest
 import torch
 
 from recbench.errors import RefusedError
+from recbench.leaderboard.__main__ import main as leaderboard_main
+from recbench.leaderboard.build import add
+from recbench.results.failure import FAILED_FILE, failure_of, marked_on_failure
 from recbench.utils.callbacks import RandomState
 from recbench.utils.checkpoint_io import SafeCheckpointIO
 from recbench.utils.files import atomic_file, atomic_write_parquet, atomic_write_text
@@ -230,3 +235,91 @@ def test_random_state_survives_a_weights_only_load():
     np.random.seed(4)
     RandomState()._restore(loaded)
     assert (random.random(), np.random.rand()) == expected
+
+
+# -- a failed run is marked, and the leaderboard refuses it ------------------------------------------------
+
+
+class FakeRun:
+    exit_code: int | None = None
+
+    def finish(self, exit_code: int | None = None) -> None:
+        self.exit_code = exit_code
+
+
+def test_a_failure_is_marked_and_finishes_the_wandb_run(tmp_path, monkeypatch):
+    run = FakeRun()
+    monkeypatch.setitem(sys.modules, "wandb", type(sys)("wandb"))
+    monkeypatch.setattr(sys.modules["wandb"], "run", run, raising=False)
+    with pytest.raises(ValueError, match="bad lr"), marked_on_failure(tmp_path):
+        raise ValueError("bad lr")
+    record = json.loads((tmp_path / FAILED_FILE).read_text())
+    assert record["status"] == "failed" and record["error"] == "ValueError: bad lr"
+    assert "raise ValueError" in "".join(record["traceback"])
+    assert failure_of(tmp_path) == "ValueError: bad lr"
+    assert run.exit_code == 1
+    with marked_on_failure(tmp_path):  # a later run into the same folder that succeeds
+        pass
+    assert failure_of(tmp_path) is None and listing(tmp_path) == []
+
+
+def test_a_failure_that_cannot_be_marked_still_raises_its_own_error(tmp_path):
+    blocked = tmp_path / "file"
+    blocked.write_text("")  # the run folder's place is taken by a file: the marker cannot be written
+    with pytest.raises(RuntimeError, match="training diverged"), marked_on_failure(blocked):
+        raise RuntimeError("training diverged")
+
+
+def cli(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
+    cmd = [sys.executable, "-m", "recbench.run", "data=synthetic", "debug=fast", f"hydra.run.dir={tmp_path}"]
+    return subprocess.run([*cmd, *overrides], capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize(
+    ("case", "overrides", "error"),
+    [
+        ("bad value", ["+model.task=nonsense"], "ValueError: model=sasrec: model.task is 'nonsense'"),
+        (
+            "missing data",
+            ["data=ml_100k", "paths.data_dir={tmp}/none", "paths.cache_dir={tmp}/cache"],
+            "u.data.gz",
+        ),
+        ("exception in training", ["logger=wandb", "model.optimizer.lr=-1"], "Invalid learning rate: -1"),
+    ],
+)
+def test_a_failed_run_is_marked_and_refused_by_the_leaderboard(tmp_path, capsys, case, overrides, error):
+    run_dir = tmp_path / "run"
+    out = cli(run_dir, *(o.format(tmp=tmp_path) for o in overrides))
+    assert out.returncode != 0
+    assert (run_dir / FAILED_FILE).is_file(), out.stderr[-3000:]
+    recorded = failure_of(run_dir)
+    assert recorded is not None and error in recorded
+    assert f"run failed (marked {run_dir / FAILED_FILE}): " in out.stderr + out.stdout
+    if "logger=wandb" in overrides:  # the offline W&B run was finished as failed
+        (log,) = run_dir.glob("wandb/offline-run-*/logs/debug.log")
+        assert "got exitcode: 1" in log.read_text()
+    assert leaderboard_main(["--root", str(tmp_path / "lb"), "add", str(run_dir)]) == 1
+    err = capsys.readouterr().err
+    assert f"{run_dir}: the run failed ({recorded}); refusing to add it" in err
+    assert not (tmp_path / "lb").exists()
+
+
+def test_the_leaderboard_refuses_unfinished_and_failed_folders(tmp_path):
+    """No result.json: the run did not finish. A sweep folder holding a failed run: refused whole (nothing
+    added), naming the failed run; a result.json whose folder is marked failed is refused too."""
+    unfinished = tmp_path / "unfinished"
+    (unfinished / ".hydra").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match=r"no result\.json in this folder: the run did not finish"):
+        add([unfinished], tmp_path / "lb")
+    sweep = tmp_path / "sweep"
+    (sweep / "0_ok").mkdir(parents=True)
+    (sweep / "0_ok" / "result.json").write_text("{}")
+    with pytest.raises(ValueError), marked_on_failure(sweep / "1_failed"):
+        raise ValueError("val/ndcg@10 is nan")
+    with pytest.raises(RefusedError, match=r"holds 1 failed run\(s\); refusing to add any") as e:
+        add([sweep], tmp_path / "lb")
+    assert f"{sweep / '1_failed'}: ValueError: val/ndcg@10 is nan" in str(e.value)
+    (sweep / "1_failed" / "result.json").write_text("{}")
+    with pytest.raises(RefusedError, match="the run failed"):
+        add([sweep / "1_failed" / "result.json"], tmp_path / "lb")
+    assert not (tmp_path / "lb").exists()

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from recbench.errors import RecbenchError
 from recbench.leaderboard.build import add, build
 from recbench.leaderboard.verify import verify
 
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             for p in build(args.root):
                 print(f"wrote {p}")
-    except (FileNotFoundError, ValueError, RuntimeError) as e:
+    except (RecbenchError, FileNotFoundError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     return 0
