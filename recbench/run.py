@@ -29,8 +29,10 @@ from omegaconf import DictConfig
 from recbench.data.dataset import SequenceDataset
 from recbench.inputs import RunContext, model_inputs
 from recbench.results.builder import build_row, print_summary, write_predictions
+from recbench.results.failure import marked_on_failure
 from recbench.results.schema import ResultRow, write_row
 from recbench.utils.callbacks import EpochTimer, KeepSelection, RandomState, check_selected
+from recbench.utils.checkpoint_io import SafeCheckpointIO
 from recbench.utils.entry import user_errors
 from recbench.utils.environment import git_state
 from recbench.utils.instantiate import check_targets, instantiate
@@ -95,7 +97,7 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> ResultRow:
     callbacks.sort(key=lambda c: isinstance(c, ModelCheckpoint) and c.monitor is None)
     callbacks += [timer, RandomState(), KeepSelection()]
     logger = instantiate(cfg.logger) if cfg.logger else False
-    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger)
+    trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, plugins=[SafeCheckpointIO()])
 
     # 4. Fit, then evaluate the epoch selected on validation.
     started = time.perf_counter()
@@ -143,7 +145,8 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> ResultRow:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
-    with user_errors():
+    # A failed run's folder gets FAILED.json (`leaderboard add` refuses it); a user's error prints as its text.
+    with user_errors(), marked_on_failure(cfg.paths.output_dir):
         row = run(cfg, overrides=list(HydraConfig.get().overrides.task))
     if "val" not in row.metrics:  # search rows: zero-shot, no validation queries, nothing to optimise
         return float("nan")

@@ -189,10 +189,9 @@ def main() -> int:
     print("\n| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))
     for r in rows:
         print("| " + " | ".join(f"{r[c]:,}" if isinstance(r[c], int) else str(r[c]) for c in cols) + " |")
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = Path(args.out).with_suffix(".tmp")
-    tmp_out.write_text(json.dumps(rows, indent=2))
-    os.replace(tmp_out, args.out)
+    from recbench.utils.files import atomic_write_text  # here: the measured children import recbench alone
+
+    atomic_write_text(args.out, json.dumps(rows, indent=2))
     print(f"\nwritten: {args.out}")
     return 0
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from recbench.embeddings.index import IndexFactory, l2_normalize, recall_vs_exact
-from recbench.results.schema import atomic_write_text
+from recbench.utils.files import atomic_write_text
 
 WORDS = [
     "red",

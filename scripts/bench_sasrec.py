@@ -16,8 +16,8 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
-from recbench.results.schema import atomic_write_text
 from recbench.run import run
+from recbench.utils.files import atomic_write_text
 
 CONF = str(Path(__file__).resolve().parents[1] / "conf")
 

@@ -15,12 +15,13 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from recbench.utils.files import atomic_file
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +107,6 @@ def encode_texts(
         show_progress_bar=False,
     ).astype(np.float32)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(suffix=".npy", dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
+        with atomic_file(path) as f:
             np.save(f, emb)
-        os.replace(tmp, path)
     return emb

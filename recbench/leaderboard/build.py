@@ -22,10 +22,13 @@ from typing import Any
 import pyarrow.parquet as pq
 import yaml
 
+from recbench.errors import RefusedError
 from recbench.leaderboard import significance
 from recbench.leaderboard.verify import RESUMED
 from recbench.metrics.ranking import RankMetric
-from recbench.results.schema import ResultRow, atomic_write_text, read_row
+from recbench.results.failure import FAILED_FILE, failure_of
+from recbench.results.schema import ResultRow, read_row
+from recbench.utils.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +54,15 @@ def add(run_dirs: list[Path], root: Path, allow_dirty: bool = False) -> list[Pat
     the leaderboard's results tree, with the per-user test ranks from its predictions file."""
     sources = []
     for run_dir in run_dirs:
+        if not run_dir.exists():
+            raise FileNotFoundError(f"{run_dir}: does not exist: no result row to add, nothing was added")
+        refuse_failed(run_dir)
         found = sorted(run_dir.rglob("result.json")) if run_dir.is_dir() else [run_dir]
-        if not found or not found[0].is_file():
-            raise FileNotFoundError(f"{run_dir}: no result row (expected <run dir>/result.json)")
+        if not found:
+            raise FileNotFoundError(
+                f"{run_dir}: no result.json in this folder: the run did not finish (it may still be running, "
+                "or was killed), or this is not a run folder. Nothing was added."
+            )
         sources += found
     written = []
     for src in sources:
@@ -74,6 +83,25 @@ def add(run_dirs: list[Path], root: Path, allow_dirty: bool = False) -> list[Pat
             )
         written.append(dst)
     return written
+
+
+def refuse_failed(run: Path) -> None:
+    """A run folder marked failed (``FAILED.json``, see :mod:`recbench.results.failure`), or a sweep folder
+    holding one, gives no row: whatever numbers it left are not a finished run's."""
+    folder = run if run.is_dir() else run.parent
+    marked = sorted(folder.rglob(FAILED_FILE)) if run.is_dir() else [folder / FAILED_FILE]
+    failed = {m.parent: error for m in marked if (error := failure_of(m.parent)) is not None}
+    if list(failed) == [folder]:
+        raise RefusedError(
+            f"{folder}: the run failed ({failed[folder]}); refusing to add it, nothing was added. "
+            f"See {folder / FAILED_FILE} and the run's log beside it; fix the cause and re-run."
+        )
+    if failed:
+        lines = "".join(f"\n  {f}: {error}" for f, error in failed.items())
+        raise RefusedError(
+            f"{run}: holds {len(failed)} failed run(s); refusing to add any, nothing was added:{lines}\n"
+            "See FAILED.json and the log in each; re-run them, or add the finished runs by their own folders."
+        )
 
 
 def load_rows(root: Path) -> list[tuple[Path, ResultRow]]:

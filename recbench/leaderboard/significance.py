@@ -15,6 +15,7 @@ import numpy as np
 from scipy import stats
 
 from recbench.metrics.ranking import RankMetric
+from recbench.utils.files import atomic_file
 
 
 def ranks_path(row_file: Path) -> Path:
@@ -23,14 +24,13 @@ def ranks_path(row_file: Path) -> Path:
 
 def save_ranks(path: Path, users: np.ndarray, rank: np.ndarray, rank_history_masked: np.ndarray) -> None:
     order = np.argsort(users, kind="stable")
-    tmp = path.with_name(f".{path.name}.tmp.npz")
-    np.savez_compressed(
-        tmp,
-        user=users[order].astype(np.int32),
-        rank=rank[order].astype(np.int32),
-        rank_history_masked=rank_history_masked[order].astype(np.int32),
-    )
-    tmp.replace(path)
+    with atomic_file(path) as f:
+        np.savez_compressed(
+            f,
+            user=users[order].astype(np.int32),
+            rank=rank[order].astype(np.int32),
+            rank_history_masked=rank_history_masked[order].astype(np.int32),
+        )
 
 
 def per_user(files: list[Path], metric: RankMetric, masked: bool) -> tuple[np.ndarray, np.ndarray] | None:

@@ -19,9 +19,10 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from recbench.data.dataset import SequenceDataset, sha256_file, text_coverage
 from recbench.data.protocol import Split
-from recbench.results.schema import ResultRow, atomic_write_parquet
+from recbench.results.schema import ResultRow
 from recbench.utils.callbacks import EpochTimer
 from recbench.utils.environment import hardware, package_versions, peak_memory_mb
+from recbench.utils.files import atomic_write_parquet
 
 # Config keys that say where things are, how they are logged or what is saved, not what is computed
 # (a dotted key names a nested one).

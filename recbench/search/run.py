@@ -27,9 +27,10 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from recbench.data.dataset import sha256_file, text_coverage
 from recbench.data.esci import SearchDataset
 from recbench.results.builder import config_hashes, reproduce_command
-from recbench.results.schema import ResultRow, atomic_write_parquet, write_row
+from recbench.results.schema import ResultRow, write_row
 from recbench.search.protocol import Rerank, Retrieve, SearchEvaluation
 from recbench.utils.environment import git_state, hardware, package_versions, peak_memory_mb
+from recbench.utils.files import atomic_write_parquet
 from recbench.utils.instantiate import instantiate
 
 log = logging.getLogger(__name__)

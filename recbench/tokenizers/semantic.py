@@ -17,8 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +24,7 @@ import numpy as np
 
 from recbench.data.dataset import SequenceDataset
 from recbench.embeddings.text import DEFAULT_ENCODER, encode_texts, render_texts
+from recbench.utils.files import atomic_file
 
 log = logging.getLogger(__name__)
 
@@ -88,18 +87,6 @@ def code_health(codes: np.ndarray, code_sizes: list[int], semantic_levels: int) 
         "max_items_per_prefix": max_per_prefix,  # prefix length 1, 2, …, L
         "unique_after_dedup": bool(len(np.unique(codes, axis=0)) == n),
     }
-
-
-def _atomic_save(path: Path, array: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".npy", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.save(f, array)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 class SemanticIdTokenizer:
@@ -187,7 +174,8 @@ class SemanticIdTokenizer:
         else:
             semantic = self.quantize(embeddings, size).astype(np.int64)
             if path is not None:
-                _atomic_save(path, semantic)
+                with atomic_file(path) as f:
+                    np.save(f, semantic)
         if (
             semantic.shape != (len(embeddings), self.num_levels)
             or semantic.min() < 0

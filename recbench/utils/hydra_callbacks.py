@@ -11,7 +11,7 @@ import yaml
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from recbench.results.schema import atomic_write_text
+from recbench.utils.files import atomic_write_text
 
 log = logging.getLogger(__name__)
 EXPERIMENT_DIR = Path(__file__).resolve().parents[2] / "conf" / "experiment"
