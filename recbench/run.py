@@ -145,7 +145,7 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> ResultRow:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float:
-    # A failed run's folder gets FAILED.json (`leaderboard add` refuses it); a user's error prints as its text.
+    # A failed run's folder gets FAILED.json (`leaderboard add` refuses it); a user's error prints as text.
     with user_errors(), marked_on_failure(cfg.paths.output_dir):
         row = run(cfg, overrides=list(HydraConfig.get().overrides.task))
     if "val" not in row.metrics:  # search rows: zero-shot, no validation queries, nothing to optimise
