@@ -25,7 +25,7 @@ import polars as pl
 from recbench.data.dataset import SequenceDataset
 from recbench.data.download import RemoteFile, ensure_files
 from recbench.data.interactions import build_from_log
-from recbench.data.parsing import Field, iter_lines, read_json_lines, text_table
+from recbench.data.parsing import Field, iter_json_objects, iter_lines, read_json_lines, text_table
 from recbench.errors import DataError, MissingDataError
 
 
@@ -97,15 +97,7 @@ def read_item_text(path: Path) -> pd.DataFrame:
     A null or missing title becomes "" (counted when the dataset is built); an ASIN on two lines is an
     error naming both."""
     rows, lines = [], []
-    for lineno, line in iter_lines(path):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-        if "asin" not in obj:
-            raise DataError(f"{path}:{lineno}: missing required field 'asin'")
+    for lineno, obj in iter_json_objects(path, required=["asin"]):
         rows.append(
             {
                 "item_id": str(obj["asin"]),

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import logging
 import os
 from collections.abc import Mapping
@@ -37,7 +36,7 @@ import polars as pl
 from recbench.data.amazon import missing_files_error
 from recbench.data.dataset import check_sha256, sha256_file
 from recbench.data.download import RemoteFile, fetch
-from recbench.data.parsing import Field, iter_lines, read_delimited, read_parquet
+from recbench.data.parsing import Field, iter_json_objects, read_delimited, read_parquet
 from recbench.errors import DataError
 from recbench.results.schema import atomic_write_text
 
@@ -311,15 +310,7 @@ class ESCI150Source(_ExamplesAndProducts):
         if self.known_test_only:
             ex = ex[ex["split_evidence"] != "none"]
         rows = []
-        for lineno, line in iter_lines(self.products_file):
-            if not line.strip():
-                continue
-            try:
-                p = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise DataError(f"{self.products_file}:{lineno}: not JSON ({e.msg})") from None
-            if "asin" not in p:
-                raise DataError(f"{self.products_file}:{lineno}: no 'asin' field")
+        for _, p in iter_json_objects(self.products_file, required=["asin"]):
             rows.append(
                 {
                     "product_id": p["asin"],

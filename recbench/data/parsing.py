@@ -300,35 +300,55 @@ def read_json_lines(
     return df
 
 
-def _locate_json(path: Path, fields: Sequence[Field]) -> DataError | None:
+def iter_json_objects(path: Path, required: Sequence[str] = ()) -> Iterator[tuple[int, dict[str, Any]]]:
+    """``(line number, object)`` of each non-blank line of a JSON-lines file; a line that is not a JSON
+    object, or lacks a ``required`` key, is a :class:`DataError` naming it."""
     for lineno, line in iter_lines(path):
         if not line.strip():
             continue
         try:
             obj = json.loads(line)
         except json.JSONDecodeError as e:
-            return DataError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})")
+            raise DataError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
         if not isinstance(obj, dict):
-            return DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-        for f in fields:
-            value = obj.get(f.name)
-            if value is None:
-                if f.required:
-                    return DataError(f"{path}:{lineno}: missing required field {f.name!r}")
-                continue
-            ok = (
-                isinstance(value, int) and not isinstance(value, bool)
-                if f.dtype == pl.Int64
-                else isinstance(value, int | float)
-                if f.dtype == pl.Float64
-                else isinstance(value, str)
+            raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
+        for key in required:
+            if key not in obj:
+                raise DataError(f"{path}:{lineno}: missing required field {key!r}")
+        yield lineno, obj
+
+
+def _locate_json(path: Path, fields: Sequence[Field]) -> DataError | None:
+    try:
+        for lineno, obj in iter_json_objects(path):
+            if error := _check_object(path, lineno, obj, fields):
+                return error
+    except DataError as e:
+        return e
+    return None
+
+
+def _check_object(path: Path, lineno: int, obj: dict[str, Any], fields: Sequence[Field]) -> DataError | None:
+    """The first field of ``obj`` (line ``lineno``) that is missing, mistyped or not one of its choices."""
+    for f in fields:
+        value = obj.get(f.name)
+        if value is None:
+            if f.required:
+                return DataError(f"{path}:{lineno}: missing required field {f.name!r}")
+            continue
+        ok = (
+            isinstance(value, int) and not isinstance(value, bool)
+            if f.dtype == pl.Int64
+            else isinstance(value, int | float)
+            if f.dtype == pl.Float64
+            else isinstance(value, str)
+        )
+        if not ok:
+            return DataError(
+                f"{path}:{lineno}: field {f.name!r}: expected {_type_name(f.dtype)}, got {value!r}"
             )
-            if not ok:
-                return DataError(
-                    f"{path}:{lineno}: field {f.name!r}: expected {_type_name(f.dtype)}, got {value!r}"
-                )
-            if f.choices and value not in f.choices:
-                return _choice_error(f"{path}:{lineno}: field {f.name!r}", f, value)
+        if f.choices and value not in f.choices:
+            return _choice_error(f"{path}:{lineno}: field {f.name!r}", f, value)
     return None
 
 

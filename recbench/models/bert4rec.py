@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from recbench.models.sasrec import Block
+from recbench.models.sasrec import Block, SASRec
 
 
 class BERT4Rec(nn.Module):
@@ -54,17 +54,7 @@ class BERT4Rec(nn.Module):
         )
         self.head = nn.Sequential(nn.Linear(hidden_size, hidden_size), nn.GELU(), nn.LayerNorm(hidden_size))
         self.item_bias = nn.Parameter(torch.zeros(num_items))
-        self.apply(lambda m: self._init(m, init_std))
-
-    @staticmethod
-    def _init(module: nn.Module, std: float) -> None:
-        if isinstance(module, nn.Linear | nn.Embedding):
-            nn.init.normal_(module.weight, std=std)
-        if isinstance(module, nn.Linear) and module.bias is not None:
-            nn.init.zeros_(module.bias)
-        if isinstance(module, nn.Embedding) and module.padding_idx is not None:
-            with torch.no_grad():
-                module.weight[module.padding_idx].zero_()
+        self.apply(lambda m: SASRec._init(m, init_std))  # SASRec's: normal weights, zero biases and padding
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         """tokens (B, L) left-padded (items, mask tokens) -> (B, L, D + 1) output states."""
