@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from recbench.errors import RecbenchError
 from recbench.utils.files import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,9 @@ def marked_on_failure(out_dir: str | Path) -> Iterator[None]:
         # Marking must never hide the error itself: a full disk may refuse the marker too.
         try:
             atomic_write_text(out_dir / FAILED_FILE, json.dumps(_record(e, error), indent=2) + "\n")
-            log.error("run failed (marked %s): %s", out_dir / FAILED_FILE, error)
+            # A user's error is printed whole by the entry point (recbench.utils.entry): name the marker only.
+            said = "" if isinstance(e, RecbenchError) else f": {error}"
+            log.error("run failed (marked %s)%s", out_dir / FAILED_FILE, said)
         except Exception as marking:
             log.error("run failed (could not mark %s failed either: %s): %s", out_dir, marking, error)
         _finish_wandb()
