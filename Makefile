@@ -38,9 +38,10 @@ repro:  ## SASRec on Amazon Beauty trained as RecBole does, 3 seeds, rows added 
 leaderboard:
 	$(PYTHON) -m recbench.leaderboard build
 
-bench:  ## training and evaluation speed of SASRec on Beauty, dense and RecBole's prefix regime (s/epoch, eval s, peak memory)
+bench:  ## speed on Beauty: SASRec dense and prefix regime, then every sequential model beside RecBole (s/epoch, eval s, peak memory)
 	$(PYTHON) scripts/bench_sasrec.py
 	$(PYTHON) scripts/bench_sasrec.py --out outputs/bench/sasrec_beauty_prefix.json experiment=sasrec_beauty_recbole_prefix
+	$(PYTHON) scripts/bench_models.py  # per-model s/epoch and peak memory beside RecBole 1.2.1's
 
 bench-data:  ## preprocessing wall time and peak memory per dataset, plus ML-20M-sized input (synthetic if absent)
 	$(PYTHON) scripts/bench_data.py

@@ -20,10 +20,11 @@ from torch import nn
 
 
 class Caser(nn.Module):
-    """Args (RecBole 1.2's defaults, window = its history length):
+    """Args (RecBole 1.2's sizes, the paper's window):
     num_items: number of real items (token 0 is padding, item i is token i + 1).
     max_len: longest history the datamodule passes.
-    window: items per convolution image (paper: 5 on Amazon; RecBole: the history length, 50).
+    window: items per convolution image (the paper's L = 5; RecBole convolves its whole history, 50: one
+        epoch on the synthetic set took 68 s instead of 0.5 s, 50 convolution heights at every position).
     embedding_size: item embedding width (RecBole: 64).
     n_v: vertical filters (RecBole: 4). n_h: horizontal filters per height (RecBole: 16).
     dropout: dropout before the dense layer (RecBole: 0.4).
@@ -33,7 +34,7 @@ class Caser(nn.Module):
         self,
         num_items: int,
         max_len: int = 50,
-        window: int = 50,
+        window: int = 5,
         embedding_size: int = 64,
         n_v: int = 4,
         n_h: int = 16,

@@ -1,0 +1,80 @@
+"""Per-epoch training time and peak memory of each sequential model on one dataset, beside RecBole
+1.2.1's measured on the same data and machine. A benchmark, not a test: run it alone on an idle machine.
+
+    python scripts/bench_models.py [--epochs 2] [--threads 2] [--data amazon_beauty] [--models sasrec gru4rec …]
+
+Each model runs in its own process (scripts/bench_sasrec.py with ``model=<name>``), so its peak memory is
+its own. Writes outputs/bench/models_<data>.json and prints a markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from recbench.utils.files import atomic_write_text
+
+HERE = Path(__file__).resolve().parent
+# RecBole 1.2.1 on Amazon Beauty, 2 cores of this machine, RecBole's default settings (issue 14's figures).
+RECBOLE_BEAUTY = {
+    "gru4rec": {"seconds_per_epoch": 68.4, "peak_memory_mb": 2200},
+    "sasrec": {"seconds_per_epoch": 175.0, "peak_memory_mb": 4800},
+    "bert4rec": {"seconds_per_epoch": 465.0, "peak_memory_mb": 7100},
+}
+MODELS = ["sasrec", "gru4rec", "caser", "bert4rec"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--data", default="amazon_beauty")
+    parser.add_argument("--models", nargs="+", default=MODELS)
+    parser.add_argument("--out-dir", type=Path, default=Path("outputs/bench"))
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides for every model")
+    args = parser.parse_args()
+    results = {}
+    for model in args.models:
+        out = args.out_dir / f"{model}_{args.data}.json"
+        cmd = [
+            sys.executable,
+            str(HERE / "bench_sasrec.py"),
+            "--epochs",
+            str(args.epochs),
+            "--out",
+            str(out),
+            f"model={model}",
+            f"data={args.data}",
+            f"torch_threads={args.threads}",
+            *args.overrides,
+        ]
+        print("running", " ".join(cmd[1:]), flush=True)
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        results[model] = json.loads(out.read_text())
+    reference = RECBOLE_BEAUTY if args.data == "amazon_beauty" else {}
+    lines = [
+        f"| model ({args.data}, {args.threads} threads) | s/epoch | RecBole s/epoch | ratio | val s | "
+        "peak MB | RecBole peak MB |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for model, r in results.items():
+        ref = reference.get(model, {})
+        ratio = f"{r['seconds_per_epoch'] / ref['seconds_per_epoch']:.2f}" if ref else "–"
+        lines.append(
+            f"| {model} | {r['seconds_per_epoch']:.1f} | {ref.get('seconds_per_epoch', '–')} | {ratio} | "
+            f"{r['val_seconds_per_epoch']:.1f} | {r['peak_memory_mb']:.0f} | {ref.get('peak_memory_mb', '–')} |"
+        )
+    table = "\n".join(lines)
+    report = {"data": args.data, "epochs": args.epochs, "threads": args.threads, "models": results}
+    report["recbole_1_2_1"] = reference
+    atomic_write_text(args.out_dir / f"models_{args.data}.json", json.dumps(report, indent=2) + "\n")
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
