@@ -1,7 +1,7 @@
 """Per-epoch training time and peak memory of each sequential model on one dataset, beside RecBole
 1.2.1's measured on the same data and machine. A benchmark, not a test: run it alone on an idle machine.
 
-    python scripts/bench_models.py [--epochs 2] [--threads 2] [--data amazon_beauty] [--models sasrec gru4rec …]
+    python scripts/bench_models.py [--epochs 2] [--threads 2] [--data amazon_beauty] [--models sasrec …]
 
 Each model runs in its own process (scripts/bench_sasrec.py with ``model=<name>``), so its peak memory is
 its own. Writes outputs/bench/models_<data>.json and prints a markdown table.
@@ -67,7 +67,8 @@ def main() -> None:
         ratio = f"{r['seconds_per_epoch'] / ref['seconds_per_epoch']:.2f}" if ref else "–"
         lines.append(
             f"| {model} | {r['seconds_per_epoch']:.1f} | {ref.get('seconds_per_epoch', '–')} | {ratio} | "
-            f"{r['val_seconds_per_epoch']:.1f} | {r['peak_memory_mb']:.0f} | {ref.get('peak_memory_mb', '–')} |"
+            f"{r['val_seconds_per_epoch']:.1f} | {r['peak_memory_mb']:.0f} | "
+            f"{ref.get('peak_memory_mb', '–')} |"
         )
     table = "\n".join(lines)
     report = {"data": args.data, "epochs": args.epochs, "threads": args.threads, "models": results}
