@@ -134,6 +134,7 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> ResultRow:
         git=code_version,
         overrides=overrides,
         index=net.index_info() if hasattr(net, "index_info") else None,
+        sampled=datamodule.describe_sampled() if hasattr(datamodule, "describe_sampled") else None,
     )
     if trainer.is_global_zero:
         write_row(row, out_dir / "result.json")

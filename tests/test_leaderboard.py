@@ -152,7 +152,9 @@ def test_html_renders_in_headless_chromium(run_dir, tmp_path):
         timeout=120,
     )
     dom = out.stdout
-    assert 'data-rows="4"' in dom, out.stderr[-2000:]  # 2 settings x 2 tables
+    # 2 settings x 3 tables: history not masked, masked, and the sampled metrics (fast runs write them)
+    assert 'data-rows="6"' in dom, out.stderr[-2000:]
+    assert "Sampled metrics (diagnostic)" in dom and ">uniform100<" in dom
     assert "sorted-asc" in dom and "<svg" in dom and ">good<" in dom and ">worse<" in dom
 
 

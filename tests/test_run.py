@@ -56,9 +56,21 @@ def test_every_model_writes_a_valid_row(model, tmp_path, embedding_cache):
     else:
         assert back.cost.epochs_trained == 2 and 1 <= back.cost.best_epoch <= 2
     splits = {"val", "val_history_masked", "test", "test_history_masked"}
+    sampled = {"test_sampled_uniform100", "test_sampled_popularity100"}
     if "item_codes" in (back.config["model"].get("inputs") or {}).get("module", []):  # semantic IDs:
-        # + the lenient tuple-level diagnostic
+        # + the lenient tuple-level diagnostic; beam search gives no score matrix: no sampled metrics
         splits |= {"val_tuple_level", "test_tuple_level"}
+        assert back.sampled_metrics is None
+    else:  # the sampled-metrics diagnostic (test only), and how it was drawn
+        splits |= sampled
+        info = back.sampled_metrics
+        assert info is not None and info.negatives == 100 and info.replacement is False
+        uniform, popularity = "test_sampled_uniform100", "test_sampled_popularity100"
+        assert info.splits == {"uniform": uniform, "popularity": popularity}
+        assert info.short_cases == {s: 0 for s in sampled}  # 200 items, histories under 30
+        assert set(back.metrics[uniform]) == set(back.metrics[popularity]) == set(back.metrics["test"])
+        # against 100 negatives instead of 199 items, the target can only rank higher
+        assert back.metrics[uniform]["recall@10"] >= back.metrics["test"]["recall@10"]
     assert set(back.metrics) == splits
     assert back.command.startswith("python -m recbench.run") and "seed=0" in back.command
     max_history = back.config["model"]["net"]["max_len"]  # SASRec 50, TIGER 20

@@ -12,7 +12,7 @@ why an epoch here takes seconds where padded-prefix implementations take minutes
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import lightning as L
 import numpy as np
@@ -21,6 +21,8 @@ from torch.utils.data import DataLoader, IterableDataset, Sampler
 
 from recbench.data.dataset import SequenceDataset
 from recbench.data.protocol import EvalCases, Split
+from recbench.data.sampled import NEGATIVES, VARIANTS, NegativeSampler
+from recbench.inputs import RunContext, train_item_counts
 
 PAD = 0  # item index i is token i + 1
 
@@ -38,6 +40,9 @@ class EvalBatch:
     targets: torch.Tensor  # (B,) target item index (0-based)
     history_rows: torch.Tensor  # (H,) batch row of each past interaction (for history masking)
     history_items: torch.Tensor  # (H,) item index (0-based) of each past interaction
+    # test batches only: variant ("uniform", "popularity") -> (B, n) sampled negatives (0-based item
+    # indices, -1 padding) for the sampled-metrics diagnostic (recbench/data/sampled.py)
+    sampled: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
 def left_pad(rows: list[np.ndarray]) -> torch.Tensor:
@@ -143,6 +148,8 @@ class SequentialDataModule(L.LightningDataModule):
             matrix stays under ``score_budget`` floats whatever the number of items.
         bucket_pool: batches are drawn from length buckets of this many batches (less padding); 0 draws
             uniformly random batches instead.
+        sampled_negatives: negatives drawn per test case for the sampled-metrics diagnostic (each variant
+            of :data:`recbench.data.sampled.VARIANTS`); 0 draws none. Test batches only.
     """
 
     def __init__(
@@ -156,6 +163,7 @@ class SequentialDataModule(L.LightningDataModule):
         seed: int = 0,
         num_workers: int = 0,
         bucket_pool: int = 50,
+        sampled_negatives: int = NEGATIVES,
     ) -> None:
         super().__init__()
         if bucket_pool < 0:
@@ -167,6 +175,10 @@ class SequentialDataModule(L.LightningDataModule):
         self.starts, self.sizes = train_windows(dataset.offsets, split.train_end, max_len)
         self._train: TrainBatches | None = None
         self._train_passes = 0  # training passes drawn so far: restored from checkpoints (state_dict)
+        self.sampler: NegativeSampler | None = None
+        if sampled_negatives:
+            counts = train_item_counts(RunContext(dataset, split, None))
+            self.sampler = NegativeSampler(dataset.num_items, counts, sampled_negatives)
 
     @property
     def num_train_targets(self) -> int:
@@ -178,18 +190,29 @@ class SequentialDataModule(L.LightningDataModule):
         outs = [items[s + 1 : s + 1 + n] + 1 for s, n in zip(self.starts[idx], self.sizes[idx], strict=True)]
         return TrainBatch(inputs=left_pad(ins), targets=left_pad(outs))
 
-    def collate_eval(self, cases: EvalCases, idx: list[int]) -> EvalBatch:
+    def collate_eval(self, cases: EvalCases, idx: list[int], sampled: bool = False) -> EvalBatch:
         users, pos = cases.users[idx], cases.target_pos[idx]
         begins = self.ds.offsets[users]
         items = self.ds.items
         hist = [items[b:p] for b, p in zip(begins, pos, strict=True)]
         rows = np.repeat(np.arange(len(idx)), [len(h) for h in hist])
+        negatives = {}
+        if sampled and self.sampler is not None:
+            # the history and the target: items[begin:pos + 1]
+            excluded = [items[b : p + 1] for b, p in zip(begins, pos, strict=True)]
+            for variant in VARIANTS:
+                drawn = [
+                    self.sampler.draw(variant, u, p, e)
+                    for u, p, e in zip(users.tolist(), pos.tolist(), excluded, strict=True)
+                ]
+                negatives[variant] = torch.from_numpy(np.stack(drawn)) if drawn else torch.empty(0, 0)
         return EvalBatch(
             users=torch.from_numpy(users),
             inputs=left_pad([h[-self.max_len :] + 1 for h in hist]),
             targets=torch.from_numpy(items[pos].astype(np.int64)),
             history_rows=torch.from_numpy(rows),
             history_items=torch.from_numpy(np.concatenate(hist).astype(np.int64)),
+            sampled=negatives,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -214,12 +237,12 @@ class SequentialDataModule(L.LightningDataModule):
         if self._train is not None:
             self._train.sampler.epoch = self._train_passes
 
-    def _eval_loader(self, cases: EvalCases) -> DataLoader:
+    def _eval_loader(self, cases: EvalCases, sampled: bool = False) -> DataLoader:
         return DataLoader(
             range(len(cases)),  # type: ignore[arg-type]
             batch_size=self.eval_batch_size,
             shuffle=False,
-            collate_fn=lambda idx: self.collate_eval(cases, idx),
+            collate_fn=lambda idx: self.collate_eval(cases, idx, sampled=sampled),
             num_workers=self.num_workers,
         )
 
@@ -227,4 +250,8 @@ class SequentialDataModule(L.LightningDataModule):
         return self._eval_loader(self.split.val)
 
     def test_dataloader(self) -> DataLoader:
-        return self._eval_loader(self.split.test)
+        return self._eval_loader(self.split.test, sampled=True)
+
+    def describe_sampled(self) -> dict[str, object] | None:
+        """How the test cases' sampled negatives were drawn (None: none were)."""
+        return self.sampler.describe() if self.sampler is not None else None

@@ -21,7 +21,9 @@ from typing import Any
 
 import pyarrow.parquet as pq
 import yaml
+from scipy import stats
 
+from recbench.data.sampled import VARIANTS
 from recbench.errors import RefusedError
 from recbench.leaderboard import significance
 from recbench.leaderboard.verify import RESUMED
@@ -280,6 +282,7 @@ def dataset_markdown(groups: list[Group], references: list[dict[str, Any]]) -> s
             "History items masked from the ranking" if masked else "History not masked (headline protocol)"
         )
         lines += [f"## {title}", "", *markdown(*table(groups, cols, masked)), ""]
+    lines += sampled_markdown(sampled_section(groups))
     if references:
         lines += ["## Published reference numbers (not produced by recbench)", ""]
         lines += [*markdown(*reference_table(references, cols)), ""]
@@ -292,6 +295,131 @@ def dataset_markdown(groups: list[Group], references: list[dict[str, Any]]) -> s
         )
     lines.append("")
     return "\n".join(lines)
+
+
+# ---- sampled metrics (diagnostic) ------------------------------------------------------------------
+SAMPLED_PREFIX = "test_sampled_"
+SAMPLED_NOTE = (
+    "Not the headline numbers. Each test case is also ranked against sampled negatives instead of every "
+    "item: items other than the target and outside the user's history, drawn without replacement, "
+    "uniformly or in proportion to their training popularity, the same for every model (see the rows' "
+    "`sampled_metrics`). Krichene & Rendle (KDD 2020) show that such sampled metrics can reorder models. "
+    f"Kendall tau: between the order of the groups by full-ranking test {short(PRIMARY)} (history not "
+    f"masked, the headline protocol) and their order by the sampled {short(PRIMARY)}, over the groups whose "
+    "rows have sampled metrics (both means over those rows); swapped: pairs the two orders disagree on."
+)
+
+
+@dataclass
+class SampledAgreement:
+    """How a sampled protocol orders the groups that have it, against full ranking."""
+
+    split: str  # e.g. "test_sampled_uniform100"
+    entries: list[tuple[str, int, float, float]]  # (group, rows, full PRIMARY, sampled PRIMARY), full order
+    tau: float | None  # Kendall's tau-b; None with fewer than 2 groups, NaN when an order is constant
+    swaps: list[tuple[int, int]]  # (i, j) into entries: i above j under full ranking, below when sampled
+
+    @property
+    def protocol(self) -> str:
+        return self.split.removeprefix(SAMPLED_PREFIX)
+
+
+def sampled_splits(rows: list[ResultRow]) -> list[str]:
+    """The sampled-metrics splits present in ``rows``: the known variants first, then any other, sorted."""
+    found = {s for r in rows for s in r.metrics if s.startswith(SAMPLED_PREFIX)}
+    rank = {v: i for i, v in enumerate(VARIANTS)}
+
+    def key(split: str) -> tuple[int, str]:
+        variant = split.removeprefix(SAMPLED_PREFIX).rstrip("0123456789")
+        return rank.get(variant, len(rank)), split
+
+    return sorted(found, key=key)
+
+
+def group_names(groups: list[Group]) -> dict[int, str]:
+    """A group's name in the sampled section: its label, with the setting where labels repeat."""
+    labels = [g.label for g in groups]
+    return {id(g): g.label if labels.count(g.label) == 1 else f"{g.label} ({g.setting})" for g in groups}
+
+
+def sampled_agreement(groups: list[Group], split: str) -> SampledAgreement:
+    names = group_names(groups)
+    entries = []
+    for g in groups:
+        rows = [r for r in g.rows if PRIMARY in r.metrics.get(split, {})]
+        full = [split_metrics(r, False).get(PRIMARY) for r in rows]
+        if not rows or any(x is None for x in full):
+            continue
+        sampled = statistics.fmean(r.metrics[split][PRIMARY] for r in rows)
+        entries.append((names[id(g)], len(rows), statistics.fmean(x for x in full if x is not None), sampled))
+    entries.sort(key=lambda e: -e[2])  # stable: the leaderboard's order where means tie
+    tau = None
+    if len(entries) >= 2:
+        full_means, sampled_means = [e[2] for e in entries], [e[3] for e in entries]
+        tau = float(stats.kendalltau(full_means, sampled_means).statistic)
+    swaps = [
+        (i, j)
+        for i in range(len(entries))
+        for j in range(i + 1, len(entries))
+        if entries[i][2] > entries[j][2] and entries[i][3] < entries[j][3]
+    ]
+    return SampledAgreement(split, entries, tau, swaps)
+
+
+def sampled_section(groups: list[Group]) -> list[SampledAgreement]:
+    """One agreement per sampled protocol on this board; empty when no row has sampled metrics."""
+    return [sampled_agreement(groups, s) for s in sampled_splits([r for g in groups for r in g.rows])]
+
+
+def fmt_tau(tau: float | None) -> str:
+    if tau is None:
+        return "–"
+    return "undefined (an order is constant)" if math.isnan(tau) else f"{tau:.3f}"
+
+
+def fmt_swap(a: SampledAgreement, i: int, j: int) -> str:
+    (above, _, full_i, sampled_i), (below, _, full_j, sampled_j) = a.entries[i], a.entries[j]
+    return f"{above} / {below} (full {full_i:.4f} > {full_j:.4f}, sampled {sampled_i:.4f} < {sampled_j:.4f})"
+
+
+def agreement_table(agreements: list[SampledAgreement]) -> tuple[list[str], list[list[str]]]:
+    header = ["sampled protocol", "groups", "Kendall tau", "swapped pairs (full ranking vs sampled)"]
+    body = []
+    for a in agreements:
+        if len(a.entries) < 2:
+            swapped = f"fewer than 2 groups have {a.split}: no order to compare"
+        else:
+            swapped = "; ".join(fmt_swap(a, i, j) for i, j in a.swaps) or "none"
+        body.append([a.protocol, str(len(a.entries)), fmt_tau(a.tau), swapped])
+    return header, body
+
+
+def sampled_table(agreements: list[SampledAgreement]) -> tuple[list[str], list[list[str]]]:
+    """Each group's full-ranking and sampled PRIMARY, in full-ranking order."""
+    metric = short(PRIMARY)
+    header = ["model", f"{metric} full ranking", *[f"{metric} {a.protocol}" for a in agreements]]
+    full: dict[str, float] = {}
+    sampled: dict[str, dict[str, float]] = defaultdict(dict)
+    for a in agreements:
+        for name, _, f, x in a.entries:
+            full.setdefault(name, f)
+            sampled[name][a.split] = x
+    order = sorted(full, key=lambda name: -full[name])
+    body = [
+        [name, f"{full[name]:.4f}", *[f"{sampled[name][a.split]:.4f}" if a.split in sampled[name] else "–"
+                                      for a in agreements]]
+        for name in order
+    ]  # fmt: skip
+    return header, body
+
+
+def sampled_markdown(agreements: list[SampledAgreement]) -> list[str]:
+    if not agreements:
+        return []
+    lines = ["## Sampled metrics (diagnostic)", "", SAMPLED_NOTE, ""]
+    if max(len(a.entries) for a in agreements) < 2:
+        return [*lines, "Fewer than 2 groups have sampled metrics: no order to compare.", ""]
+    return [*lines, *markdown(*agreement_table(agreements)), "", *markdown(*sampled_table(agreements)), ""]
 
 
 def columns(rows: list[ResultRow]) -> list[str]:

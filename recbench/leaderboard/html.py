@@ -11,10 +11,14 @@ from typing import Any
 
 from recbench.leaderboard.build import (
     PRIMARY,
+    SAMPLED_NOTE,
     Group,
+    agreement_table,
     columns,
     describe,
     reference_table,
+    sampled_section,
+    sampled_table,
     search_describe,
     search_table,
     short,
@@ -127,6 +131,20 @@ def render_html(pages: list[tuple[str, str, list[Group], list[dict[str, Any]]]])
             f"<h3>Quality against training cost ({html.escape(short(PRIMARY))})</h3>",
             scatter(groups),
         ]
+        if agreements := sampled_section(groups):
+            parts += [
+                "<h3>Sampled metrics (diagnostic)</h3>",
+                f'<p class="note">{html.escape(SAMPLED_NOTE)}</p>',
+            ]
+            if max(len(a.entries) for a in agreements) < 2:
+                parts.append(
+                    '<p class="note">Fewer than 2 groups have sampled metrics: no order to compare.</p>'
+                )
+            else:
+                parts += [
+                    html_table(*agreement_table(agreements), css_class="sampled"),
+                    html_table(*sampled_table(agreements)),
+                ]
         if references:
             parts += [
                 "<h3>Published reference numbers (not produced by recbench)</h3>",

@@ -17,6 +17,11 @@ Diagnostics stored beside the headline numbers, for the same decoded lists:
   shares the target's *semantic* tuple (first ``semantic_levels`` codes; the de-duplication code ignored),
   so every item colliding with the target counts as correct. The gap to the item-level row is the inflation
   (REPRODUCTION_NOTES trap 2). Only present when the tokenizer has a de-duplication level.
+
+No sampled-metrics diagnostic (``test_sampled_*``, see :mod:`recbench.data.sampled`): beam search yields
+no score for items outside the decoded list, and scoring the sampled negatives' tuples would cost a
+teacher-forced decoder pass per negative (:meth:`GenerativeModule.score_all_items`). The negatives that
+test batches carry are ignored, and the row has no ``sampled_metrics``.
 """
 
 from __future__ import annotations

@@ -5,9 +5,15 @@ The network (any ``nn.Module`` mapping item tokens (B, L) to hidden states (B, L
 ``item_embeddings()``), the loss, the metrics and the optimizer are all injected; this module only says
 how they fit together.
 
-Evaluation ranks the target among *all* items (no sampled negatives). Both the unmasked rank and the rank
-with the user's past items removed are computed in the same pass; ``mask_history`` picks the headline one
-and the other is kept as a diagnostic, so every row can show both numbers.
+Evaluation ranks the target among *all* items. Both the unmasked rank and the rank with the user's past
+items removed are computed in the same pass; ``mask_history`` picks the headline one and the other is kept
+as a diagnostic, so every row can show both numbers.
+
+On test batches carrying sampled negatives (``EvalBatch.sampled``, drawn by the datamodule: see
+:mod:`recbench.data.sampled`), the target is also ranked against each variant's negatives, from the same
+score matrix (the target's unmasked score; the negatives are never history items, so masking does not
+change theirs): ``test_sampled_uniform100`` and ``test_sampled_popularity100``, a diagnostic of the sampled
+protocol (Krichene & Rendle, KDD 2020), never a headline number.
 """
 
 from __future__ import annotations
@@ -23,7 +29,8 @@ from torch import nn
 
 from recbench.data.datamodule import EvalBatch, TrainBatch
 from recbench.data.prefixes import PrefixBatch
-from recbench.metrics.ranking import RankMetric, compute, target_ranks
+from recbench.data.sampled import split_name
+from recbench.metrics.ranking import RankMetric, compute, sampled_ranks, target_ranks
 
 
 class SequenceEncoder(Protocol):
@@ -46,6 +53,7 @@ class RankingEvaluation(L.LightningModule):
         self.results: dict[str, dict[str, float]] = {}  # "val", "test", "test_history_masked", ...
         self.predictions: dict[str, np.ndarray] = {}
         self.eval_seconds: dict[str, float] = {}
+        self.sampled_short: dict[str, int] = {}  # sampled split -> cases with fewer negatives than asked
 
     def _eval_step(self, batch: EvalBatch, stage: str, batch_idx: int) -> None:
         raise NotImplementedError
@@ -144,6 +152,10 @@ class NextItemModule(RankingEvaluation):
             head = masked_scores if self.mask_history else scores
             top_scores, top_items = head.topk(min(self.predictions_k, head.shape[1]), dim=1)
             out |= {"targets": batch.targets, "top_items": top_items, "top_scores": top_scores}
+            for variant, negatives in batch.sampled.items():
+                n = negatives.shape[1]
+                out[f"sampled:{variant}:{n}"] = sampled_ranks(scores, batch.targets, negatives)
+                out[f"sampled_count:{variant}:{n}"] = (negatives >= 0).sum(1)
         for key, value in out.items():
             self._outputs.setdefault(key, []).append(value)
 
@@ -155,7 +167,9 @@ def finish_evaluation(module: Any, stage: str) -> dict[str, np.ndarray]:
     """Close an evaluation pass of a recipe (next-item or generative): concatenate the per-batch outputs
     in ``module._outputs``, gather them across ranks keeping each user exactly once (distributed samplers
     pad with repeated cases), compute the headline metrics (``module.results[stage]``, logged) and the
-    other history setting beside them. Returns the per-case arrays."""
+    other history setting beside them, and the sampled-metrics diagnostic where the recipe ranked sampled
+    negatives (``module.sampled_short``: per split, the cases that had fewer eligible negatives than
+    asked). Returns the per-case arrays."""
     gathered = {k: torch.cat(v) for k, v in module._outputs.items()}
     module._outputs = {}
     if module.trainer.world_size > 1:
@@ -167,5 +181,10 @@ def finish_evaluation(module: Any, stage: str) -> dict[str, np.ndarray]:
     module.results[f"{stage}_history_{'unmasked' if module.mask_history else 'masked'}"] = compute(
         module.metrics, arrays[alt]
     )
+    for key in [k for k in arrays if k.startswith("sampled:")]:
+        _, variant, n = key.split(":")
+        name = split_name(variant, int(n), stage)
+        module.results[name] = compute(module.metrics, arrays[key])
+        module.sampled_short[name] = int((arrays[f"sampled_count:{variant}:{n}"] < int(n)).sum())
     module.log_dict({f"{stage}/{k}": v for k, v in module.results[stage].items()}, sync_dist=False)
     return arrays

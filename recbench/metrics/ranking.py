@@ -31,6 +31,19 @@ def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return (scores >= target_scores).sum(dim=1)
 
 
+def sampled_ranks(scores: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
+    """1-based rank of ``targets`` (B,) among themselves and their sampled ``negatives`` (B, n) (0-based item
+    indices into ``scores`` (B, I); ``-1`` is padding and never counts): 1 + the number of negatives
+    scoring at least as high as the target (ties against the target, as :func:`target_ranks`). Gathers
+    only the (B, n) scores it needs."""
+    if torch.isnan(scores).any():
+        raise ValueError("scores contain NaN: ranks would be meaningless")
+    valid = negatives >= 0
+    negative_scores = scores.gather(1, negatives.clamp(min=0))  # (B, n)
+    target_scores = scores.gather(1, targets.view(-1, 1))  # (B, 1)
+    return 1 + ((negative_scores >= target_scores) & valid).sum(dim=1)
+
+
 def _recall(ranks: np.ndarray, k: int) -> np.ndarray:
     return (ranks <= k).astype(np.float64)
 

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from recbench.data.dataset import SequenceDataset, sha256_file, text_coverage
 from recbench.data.protocol import Split
+from recbench.data.sampled import split_name
 from recbench.results.schema import ResultRow
 from recbench.utils.callbacks import EpochTimer
 from recbench.utils.environment import hardware, package_versions, peak_memory_mb
@@ -196,7 +197,10 @@ def build_row(
     git: dict[str, Any],
     overrides: list[str] | None,
     index: dict[str, Any] | None = None,
+    sampled: dict[str, Any] | None = None,
 ) -> ResultRow:
+    """``sampled``: how the datamodule drew the test cases' sampled negatives
+    (``SequentialDataModule.describe_sampled``); recorded when the recipe ranked them (not generative)."""
     resolved = OmegaConf.to_container(cfg, resolve=True, throw_on_missing=True)
     assert isinstance(resolved, dict)
     chash, shash = config_hashes(cfg)
@@ -264,12 +268,28 @@ def build_row(
             predictions=predictions,
             index=index,
             item_tokenizer=tokenizer.describe() if hasattr(tokenizer, "describe") else None,
+            sampled_metrics=sampled_info(sampled, module),
         )
     )
 
 
+def sampled_info(sampled: dict[str, Any] | None, module: Any) -> dict[str, Any] | None:
+    """The row's ``sampled_metrics``: how the negatives were drawn, and which splits hold the numbers."""
+    short = getattr(module, "sampled_short", {})
+    if sampled is None or not short:
+        return None
+    splits = {v: split_name(v, sampled["negatives"]) for v in sampled["variants"]}
+    return {
+        **sampled,
+        "target_score": "unmasked (the negatives are never history items)",
+        "splits": {v: s for v, s in splits.items() if s in short},
+        "short_cases": dict(short),
+    }
+
+
 def print_summary(row: ResultRow, path: Path) -> None:
-    shown = ("val", "test", "test_history_masked", "test_history_unmasked", "test_tuple_level")
+    shown = ["val", "test", "test_history_masked", "test_history_unmasked", "test_tuple_level"]
+    shown += list(row.sampled_metrics.splits.values()) if row.sampled_metrics else []
     splits = [s for s in shown if s in row.metrics]
     keys = list(row.metrics["test"])
     width = max(len(s) for s in splits)

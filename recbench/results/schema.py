@@ -131,6 +131,22 @@ class SearchInfo(Strict):
     note: str | None = None  # e.g. "non-random subset: comparable only within this query set"
 
 
+class SampledInfo(Strict):
+    """How the sampled-metrics diagnostic of a next-item row was drawn (recbench/data/sampled.py): each test
+    case also ranked against ``negatives`` sampled items per variant (Krichene & Rendle, KDD 2020), stored
+    as the metrics splits named in ``splits``. A diagnostic: never a headline number."""
+
+    negatives: int  # per test case and variant
+    variants: dict[str, str]  # variant -> how its negatives are weighted
+    excluded: str  # which items are never drawn
+    replacement: bool
+    seed: int
+    generator: str
+    target_score: str  # which score of the target is compared with the negatives'
+    splits: dict[str, str]  # variant -> metrics split, e.g. {"uniform": "test_sampled_uniform100"}
+    short_cases: dict[str, int]  # split -> test cases that had fewer eligible items than ``negatives``
+
+
 class ResultRow(Strict):
     schema_version: Literal["1"] = "1"  # = SCHEMA_VERSION
     run_id: str
@@ -141,7 +157,9 @@ class ResultRow(Strict):
     model: ModelInfo
     seed: int
     experiment: str | None = None
-    metrics: dict[str, dict[str, float]]  # split -> metric -> value; "test" and "val" are required
+    # split -> metric -> value; "test" and "val" are required. Headline: "test"; diagnostics beside it:
+    # "test_history_(un)masked", "test_tuple_level", "test_sampled_<variant><n>" (see sampled_metrics)
+    metrics: dict[str, dict[str, float]]
     higher_is_better: dict[str, bool]
     cost: Cost
     hardware: Hardware
@@ -158,6 +176,8 @@ class ResultRow(Strict):
     # the item tokenizer: name, parameters, text encoder and template, semantic-ID health (optional:
     # rows written before it existed stay valid)
     item_tokenizer: dict[str, Any] | None = None
+    # the sampled-metrics diagnostic (optional: rows written before it, and generative rows, have none)
+    sampled_metrics: SampledInfo | None = None
 
     @field_validator("metrics")
     @classmethod
