@@ -49,15 +49,6 @@ class Difference:
         return self.reproduced - self.recorded
 
 
-def _lookup(config: dict[str, Any], dotted: str) -> tuple[bool, Any]:
-    node: Any = config
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return False, None
-        node = node[part]
-    return True, node
-
-
 def _same(a: Any, b: Any) -> bool:
     if isinstance(a, float) or isinstance(b, float):
         try:
@@ -105,7 +96,11 @@ def _check(token: str, override: Override, row: ResultRow, conf_dir: Path) -> No
             options = sorted(p.stem for p in (conf_dir / key).glob("*.yaml"))
             raise refuse(f"{key}={value} names no file conf/{key}/{value}.yaml (options: {options})")
         return
-    present, recorded = _lookup(row.config, key)
+    from recbench.results.builder import dotted_parent  # lazily: the builder imports Lightning
+
+    parent, leaf = dotted_parent(row.config, key)
+    present = parent is not None and leaf in parent
+    recorded = parent[leaf] if present else None  # type: ignore[index]
     if override.type == OverrideType.DEL:
         if present:
             raise refuse(f"deletes {key}, which the row's config holds")

@@ -39,6 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from recbench.models.scoring import Similarity, positions_from_start
+
 _EPS = 1e-6  # the reference's LayerNorm and L2-norm epsilon
 
 
@@ -127,10 +129,7 @@ class HSTU(nn.Module):
         for key, rate in {"dropout": dropout, "linear_dropout": linear_dropout}.items():
             if not 0 <= rate < 1:
                 raise ValueError(f"model.net.{key} must be in [0, 1), got {rate!r}")
-        if similarity not in ("dot", "cosine"):
-            raise ValueError(f"model.net.similarity must be 'dot' or 'cosine', got {similarity!r}")
-        if not temperature > 0:
-            raise ValueError(f"model.net.temperature must be > 0, got {temperature!r}")
+        self.scoring = Similarity(similarity, temperature, eps=_EPS)
         self.num_items, self.max_len, self.hidden_size = num_items, max_len, hidden_size
         self.similarity, self.temperature = similarity, float(temperature)
         self.item_emb = nn.Embedding(num_items + 1, hidden_size, padding_idx=0)
@@ -165,9 +164,7 @@ class HSTU(nn.Module):
         if length > self.max_len:
             raise ValueError(f"sequence length {length} exceeds max_len {self.max_len}")
         valid = tokens != 0  # (B, L)
-        steps = torch.arange(length, device=tokens.device)
-        # the oldest real item gets position 0; left padding is clamped to 0 (zeroed below, never read)
-        positions = (steps[None] - (length - valid.sum(1, keepdim=True))).clamp(min=0)  # (B, L)
+        positions = positions_from_start(valid)  # (B, L): left padding is zeroed below, never read
         x = self.item_emb(tokens) * math.sqrt(self.hidden_size) + self.pos_emb(positions)  # (B, L, D)
         x = self.emb_drop(x) * valid[..., None]
         causal = torch.ones(length, length, dtype=torch.bool, device=tokens.device).tril()
@@ -176,12 +173,9 @@ class HSTU(nn.Module):
         allowed = (causal & valid[:, None, :])[:, None]  # (B, 1, L, L)
         for layer in self.layers:
             x = layer(x, allowed)
-        if self.similarity == "cosine":
-            x = F.normalize(x, dim=-1, eps=_EPS)
-        return x / self.temperature if self.temperature != 1.0 else x
+        return self.scoring.queries(x)
 
     def item_embeddings(self) -> torch.Tensor:
         """(num_items, D) output embeddings, tied to the input ones (padding row excluded); unit length
         under ``similarity=cosine``."""
-        weight = self.item_emb.weight[1:]
-        return F.normalize(weight, dim=-1, eps=_EPS) if self.similarity == "cosine" else weight
+        return self.scoring.items(self.item_emb.weight[1:])

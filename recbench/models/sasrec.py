@@ -17,7 +17,8 @@ Differences from the paper, each a choice of later reimplementations that is kno
     max_len, dense supervision then computes exactly what RecBole's one-example-per-prefix training does).
 * ``similarity``: ``dot`` (the paper's) scores an item by hidden . embedding; ``cosine`` L2-normalises both
   and divides by ``temperature``, as the generative-recommenders (HSTU) SASRec baseline whose ML-1M figures
-  the issues cite (temperature 0.05 there). Scores are logits: the loss and the ranking read them as given.
+  are the usual reference (temperature 0.05 there; :mod:`recbench.models.scoring`). Scores are logits:
+  the loss and the ranking read them as given.
 The loss is not part of the network: it is chosen in the config (full-softmax CE by default).
 """
 
@@ -26,6 +27,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from recbench.models.scoring import Similarity, positions_from_start
 
 
 class CausalSelfAttention(nn.Module):
@@ -109,10 +112,7 @@ class SASRec(nn.Module):
         temperature: float = 1.0,
     ) -> None:
         super().__init__()
-        if similarity not in ("dot", "cosine"):
-            raise ValueError(f"model.net.similarity must be 'dot' or 'cosine', got {similarity!r}")
-        if not temperature > 0:
-            raise ValueError(f"model.net.temperature must be > 0, got {temperature!r}")
+        self.scoring = Similarity(similarity, temperature)
         self.similarity, self.temperature = similarity, float(temperature)
         if positions not in ("from_end", "from_start"):
             raise ValueError(f"model.net.positions must be 'from_end' or 'from_start', got {positions!r}")
@@ -146,11 +146,10 @@ class SASRec(nn.Module):
         if length > self.max_len:
             raise ValueError(f"sequence length {length} exceeds max_len {self.max_len}")
         valid = tokens != 0  # (B, L)
-        steps = torch.arange(length, device=tokens.device)
         if self.positions == "from_end":  # the latest item always gets position max_len - 1
-            positions = (steps + (self.max_len - length))[None]  # (1, L)
-        else:  # the oldest real item gets position 0; left padding is clamped to 0 (never read)
-            positions = (steps[None] - (length - valid.sum(1, keepdim=True))).clamp(min=0)  # (B, L)
+            positions = torch.arange(self.max_len - length, self.max_len, device=tokens.device)[None]
+        else:  # the oldest real item gets position 0
+            positions = positions_from_start(valid)  # (B, L)
         x = self.item_emb(tokens) + self.pos_emb(positions)  # (B, L, D)
         x = self.emb_drop(self.ln_f(x) if self.norm == "post" else x)
         causal = torch.ones(length, length, dtype=torch.bool, device=tokens.device).tril()
@@ -161,12 +160,9 @@ class SASRec(nn.Module):
         for block in self.blocks:
             x = block(x, allowed)
         x = x if self.norm == "post" else self.ln_f(x)
-        if self.similarity == "cosine":
-            x = F.normalize(x, dim=-1)
-        return x / self.temperature if self.temperature != 1.0 else x
+        return self.scoring.queries(x)
 
     def item_embeddings(self) -> torch.Tensor:
         """(num_items, D) output embeddings, tied to the input ones (padding row excluded); unit length
         under ``similarity=cosine``."""
-        weight = self.item_emb.weight[1:]
-        return F.normalize(weight, dim=-1) if self.similarity == "cosine" else weight
+        return self.scoring.items(self.item_emb.weight[1:])

@@ -62,7 +62,7 @@ HASHED_AS: dict[str, object] = {
 }
 
 
-def _parent(resolved: dict[Any, Any], dotted: str) -> tuple[dict[Any, Any] | None, str]:
+def dotted_parent(resolved: dict[Any, Any], dotted: str) -> tuple[dict[Any, Any] | None, str]:
     """The dict holding a dotted key, and the key's last part (None where a parent is missing)."""
     *parents, leaf = dotted.split(".")
     node: Any = resolved
@@ -98,17 +98,17 @@ def _normalise(resolved: dict[Any, Any]) -> dict[str, Any]:
     """The resolved config as it is hashed: NOT_HASHED keys dropped, NEUTRAL_WHEN keys dropped when
     neutral, HASHED_AS keys pinned."""
     for dotted in NOT_HASHED:
-        node, leaf = _parent(resolved, dotted)
+        node, leaf = dotted_parent(resolved, dotted)
         if node is not None:
             node.pop(leaf, None)
     _drop_everywhere(resolved, NOT_HASHED_ANYWHERE)
     _as_retired_flags(resolved.get("model"))
     for dotted, neutral in NEUTRAL_WHEN.items():
-        node, leaf = _parent(resolved, dotted)
+        node, leaf = dotted_parent(resolved, dotted)
         if node is not None and leaf in node and node[leaf] == neutral:
             del node[leaf]
     for dotted, value in HASHED_AS.items():
-        node, leaf = _parent(resolved, dotted)
+        node, leaf = dotted_parent(resolved, dotted)
         if node is not None and leaf in node:
             node[leaf] = value
     return {str(k): v for k, v in resolved.items()}
