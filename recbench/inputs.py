@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 
 from recbench.data.dataset import SequenceDataset
 from recbench.data.protocol import Split
@@ -41,6 +42,21 @@ def train_items(c: RunContext) -> np.ndarray:
     return ds.items[keep]
 
 
+def train_matrix(c: RunContext) -> sp.csr_matrix:
+    """(U, I) float32 CSR, 1 where user u has item i among its training interactions (the items before
+    its validation target; repeats count once): what collaborative-filtering models fit. Users with no
+    evaluation case (too short for the protocol) keep their rows, as they are in the training data."""
+    ds, ends = c.dataset, c.split.train_end
+    keep = np.arange(ds.num_interactions) < np.repeat(ends, ds.lengths())
+    users = np.repeat(np.arange(ds.num_users), ds.lengths())[keep]
+    m = sp.csr_matrix(
+        (np.ones(len(users), dtype=np.float32), (users, ds.items[keep])), shape=(ds.num_users, ds.num_items)
+    )
+    m.sum_duplicates()
+    m.data[:] = 1.0
+    return m
+
+
 def train_item_counts(c: RunContext) -> np.ndarray:
     """(I,) int64: how often each item occurs in the training interactions."""
     return np.bincount(train_items(c), minlength=c.dataset.num_items).astype(np.int64)
@@ -54,6 +70,7 @@ BUILDERS: dict[str, Callable[[RunContext], Any]] = {
     "item_codes": lambda c: c.tokenizer.codes(),  # (I, levels) code tuple of every item
     "semantic_levels": lambda c: c.tokenizer.semantic_levels,  # levels that are semantic (the rest dedup)
     "train_item_counts": train_item_counts,  # popularity in the training interactions (pop)
+    "train_matrix": train_matrix,  # (U, I) binary CSR of the training interactions (CF models)
 }
 DEFAULT: dict[str, list[str]] = {"net": ["num_items"], "module": []}
 

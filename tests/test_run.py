@@ -73,8 +73,12 @@ def test_every_model_writes_a_valid_row(model, tmp_path, embedding_cache):
         assert back.metrics[uniform]["recall@10"] >= back.metrics["test"]["recall@10"]
     assert set(back.metrics) == splits
     assert back.command.startswith("python -m recbench.run") and "seed=0" in back.command
-    max_history = back.config["model"]["net"]["max_len"]  # SASRec 50, TIGER 20
+    # SASRec 50, TIGER 20; CF models read the whole history (0) or none (a user embedding)
+    max_history = back.config["model"]["net"].get("max_len", 0)
     assert back.protocol.mask_history is False and back.protocol.max_history == max_history
+    cf = back.config["model"]["module"]["_target_"] == "recbench.lit.cf.CFModule"
+    test_history = {"bprmf": "train_only", "lightgcn": "train_only"}.get(model, "train+valid")
+    assert back.protocol.test_history == test_history and (cf or test_history == "train+valid")
     assert back.dataset.eval_users == 300 and back.dataset.item_text_coverage == 1.0  # synthetic has titles
     assert row.metrics["test"]["ndcg@10"] == pytest.approx(back.metrics["test"]["ndcg@10"], rel=1e-7)
 

@@ -206,6 +206,7 @@ def build_row(
     chash, shash = config_hashes(cfg)
     best = timer.best_epoch()
     train_passes = timer.train_seconds or [0.0]
+    fit = getattr(getattr(module, "net", None), "fit_seconds", None)  # closed form: fitted, no epochs
     gpu_peak = torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else None
     metric_keys = [m.key for m in module.metrics]
     return ResultRow.model_validate(
@@ -215,8 +216,9 @@ def build_row(
             benchmark=dict(cfg.benchmark),
             protocol={
                 **protocol.describe(),
-                "max_history": int(cfg.datamodule.max_len),
+                "max_history": int(getattr(module.net, "max_history", cfg.datamodule.max_len)),
                 "dropped_users": split.dropped_users,
+                "test_history": getattr(module, "test_history", "train+valid"),
             },
             dataset={
                 "name": dataset.name,
@@ -244,13 +246,14 @@ def build_row(
             cost={
                 "epochs_trained": len(timer.elapsed_at_epoch_end),
                 "best_epoch": best,
-                "train_seconds": timer.elapsed_at_epoch_end[-1] if timer.elapsed_at_epoch_end else 0.0,
-                "train_seconds_to_best": timer.elapsed_at_epoch_end[best - 1] if best else 0.0,
+                "train_seconds": timer.elapsed_at_epoch_end[-1] if timer.elapsed_at_epoch_end else fit or 0.0,
+                "train_seconds_to_best": timer.elapsed_at_epoch_end[best - 1] if best else fit or 0.0,
                 "seconds_per_epoch": float(np.mean(train_passes)),
                 "val_seconds_per_epoch": float(np.mean(timer.val_seconds)) if timer.val_seconds else 0.0,
                 "test_seconds": module.eval_seconds.get("test", 0.0),
                 "peak_memory_mb": peak_memory_mb(),
                 "peak_gpu_memory_mb": gpu_peak,
+                "fit_seconds": fit,
             },
             hardware={
                 **hardware(),

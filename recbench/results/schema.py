@@ -34,11 +34,16 @@ class Protocol(Strict):
     name: str
     version: str
     mask_history: bool
-    max_history: int
+    max_history: int  # items of history the model reads; 0: the whole history before the target
     # "judged_list": search reranking of each query's judged products (ESCI task 1)
     ranking: Literal["full", "sampled", "judged_list"] = "full"
     ties: str = "pessimistic: the target ranks after every item with an equal score"
     dropped_users: int = 0
+    # the history a test case is scored from: "train+valid" (everything before the target, the validation
+    # item included: sequential and fold-in models) or "train_only" (a per-user embedding fitted without
+    # the validation item: BPR-MF, LightGCN...). None in rows written before it was recorded: all of those
+    # are train+valid models.
+    test_history: Literal["train_only", "train+valid"] | None = None
     params: dict[str, Any] = Field(default_factory=dict)  # protocol-specific (global_temporal: cut points)
 
 
@@ -74,6 +79,7 @@ class Cost(Strict):
     test_seconds: float  # the full test evaluation (ranking every item for every test user)
     peak_memory_mb: float  # peak resident memory of the process (and peak GPU memory if used)
     peak_gpu_memory_mb: float | None = None
+    fit_seconds: float | None = None  # closed-form models (EASE, ItemKNN): the fit, done with no epochs
 
 
 class Hardware(Strict):

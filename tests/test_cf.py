@@ -1,0 +1,227 @@
+"""Collaborative-filtering baselines: closed forms against dense hand computations, graph propagation
+against matrix powers, the BPR loss by hand, training that lowers the loss, and a training matrix that
+cannot leak an evaluation target."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from recbench.data.datamodule import EvalBatch
+from recbench.data.dataset import SequenceDataset
+from recbench.data.pairs import InteractionDataModule, PairBatch, UserBatch, draw_negatives, sorted_keys
+from recbench.data.protocol import LeaveOneOut
+from recbench.inputs import RunContext, train_matrix
+from recbench.lit.cf import CFModule, history_pairs
+from recbench.losses.bpr import BPRLoss
+from recbench.models.bprmf import BPRMF
+from recbench.models.ease import EASE, ease_weights
+from recbench.models.itemknn import ItemKNN, item_neighbours
+from recbench.models.lightgcn import LightGCN, normalized_adjacency
+
+X = np.array(  # 4 users x 5 items
+    [
+        [1, 1, 0, 0, 1],
+        [0, 1, 1, 0, 0],
+        [1, 0, 1, 1, 0],
+        [0, 1, 0, 1, 1],
+    ],
+    dtype=np.float32,
+)
+
+
+def batch(histories: list[list[int]], users: list[int] | None = None) -> EvalBatch:
+    rows = [r for r, h in enumerate(histories) for _ in h]
+    return EvalBatch(
+        users=torch.tensor(users if users is not None else list(range(len(histories)))),
+        inputs=torch.zeros(len(histories), 1, dtype=torch.long),
+        targets=torch.zeros(len(histories), dtype=torch.long),
+        history_rows=torch.tensor(rows, dtype=torch.long),
+        history_items=torch.tensor([i for h in histories for i in h], dtype=torch.long),
+    )
+
+
+def test_ease_equals_the_dense_closed_form():
+    lam = 2.0
+    g = X.T.astype(np.float64) @ X + lam * np.eye(5)
+    p = np.linalg.inv(g)
+    expected = np.eye(5) - p / np.diag(p)[None, :]  # B = I - P diag(1/diag P)
+    got = ease_weights(sp.csr_matrix(X), lam).numpy()
+    assert np.allclose(got, expected, atol=1e-6)
+    assert np.all(np.diag(got) == 0)
+    # B is also the minimiser of ||X - XB||^2 + lam ||B||^2 with diag(B) = 0: column j solved directly
+    for j in range(5):
+        others = [k for k in range(5) if k != j]
+        a = X[:, others].astype(np.float64)
+        col = np.linalg.solve(a.T @ a + lam * np.eye(4), a.T @ X[:, j])
+        assert np.allclose(got[others, j], col, atol=1e-5)
+
+
+def test_ease_scores_sum_the_history_rows_once():
+    net = EASE(num_items=5, train_matrix=sp.csr_matrix(X), l2=1.0)
+    scores = net.score(batch([[0, 2, 2], [4]]))  # item 2 twice: counted once
+    b = net.weights
+    assert torch.allclose(scores[0], b[0] + b[2]) and torch.allclose(scores[1], b[4])
+    assert net.fit_seconds >= 0 and net.test_history == "train+valid"
+
+
+def test_ease_refuses_a_zero_lambda():
+    with pytest.raises(ValueError, match="l2 must be > 0"):
+        EASE(num_items=5, train_matrix=sp.csr_matrix(X), l2=0.0)
+
+
+def test_itemknn_equals_a_hand_computation():
+    nb, w = item_neighbours(sp.csr_matrix(X), k=2)
+    counts = X.sum(0)
+    co = X.T @ X
+    for i in range(5):
+        sims = {j: co[i, j] / math.sqrt(counts[i] * counts[j]) for j in range(5) if j != i}
+        best = sorted(sims.values(), reverse=True)[:2]
+        assert np.allclose(w[i], best, atol=1e-6)
+        assert all(math.isclose(sims[j], s, abs_tol=1e-6) for j, s in zip(nb[i], w[i], strict=True))
+    # item 0 (users 0, 2) and item 2 (users 1, 2) share user 2: 1 / sqrt(2 * 2)
+    assert math.isclose(float(w[0][list(nb[0]).index(2)]) if 2 in nb[0] else 0.5, 0.5, abs_tol=1e-6)
+
+
+def test_itemknn_scores_sum_neighbour_similarities():
+    net = ItemKNN(num_items=5, train_matrix=sp.csr_matrix(X), k=4, shrink=1.0)
+    counts, co = X.sum(0), X.T @ X
+    sim = co / (np.sqrt(np.outer(counts, counts)) + 1.0)
+    np.fill_diagonal(sim, 0)
+    got = net.score(batch([[1, 3], [0, 0]]))
+    assert np.allclose(got[0].numpy(), sim[1] + sim[3], atol=1e-6)
+    assert np.allclose(got[1].numpy(), sim[0], atol=1e-6)  # a repeat counts once
+
+
+def test_lightgcn_propagation_equals_dense_matrix_powers():
+    torch.manual_seed(0)
+    net = LightGCN(num_users=4, num_items=5, train_matrix=sp.csr_matrix(X), embedding_size=3, num_layers=2)
+    a = np.block([[np.zeros((4, 4)), X], [X.T, np.zeros((5, 5))]])
+    d = np.diag(a.sum(1) ** -0.5)
+    norm = d @ a @ d
+    assert np.allclose(normalized_adjacency(sp.csr_matrix(X)).to_dense().numpy(), norm, atol=1e-6)
+    e0 = torch.cat([net.user_emb.weight, net.item_emb.weight]).detach().double().numpy()
+    expected = (e0 + norm @ e0 + norm @ norm @ e0) / 3
+    users, items = net.propagate()
+    assert np.allclose(users.detach().numpy(), expected[:4], atol=1e-5)
+    assert np.allclose(items.detach().numpy(), expected[4:], atol=1e-5)
+    scores = net.score(batch([[], []], users=[1, 3]))
+    assert np.allclose(scores.numpy(), expected[[1, 3]] @ expected[4:].T, atol=1e-5)
+
+
+def test_lightgcn_evaluation_cache_follows_the_weights():
+    net = LightGCN(num_users=4, num_items=5, train_matrix=sp.csr_matrix(X), embedding_size=3, num_layers=1)
+    before = net.score(batch([[]], users=[0]))
+    with torch.no_grad():
+        net.item_emb.weight.mul_(2.0)  # an optimizer step is an in-place update like these
+        net.user_emb.weight.mul_(2.0)
+    assert torch.allclose(net.score(batch([[]], users=[0])), 4 * before, atol=1e-6)
+
+
+def test_bpr_loss_equals_a_hand_computation():
+    pos = torch.tensor([2.0, 0.5])
+    neg = torch.tensor([[1.0, 3.0], [0.0, 0.5]])
+    pairs = [(2.0, 1.0), (2.0, 3.0), (0.5, 0.0), (0.5, 0.5)]
+    terms = [math.log(1 + math.exp(-(p - n))) for p, n in pairs]
+    assert math.isclose(BPRLoss()(pos, neg).item(), sum(terms) / 4, rel_tol=1e-6)
+    v = torch.tensor([[1.0, 2.0], [0.0, 3.0]])  # ||v||^2 = 14
+    got = BPRLoss(reg_weight=0.1)(pos, neg, [v]).item()
+    assert math.isclose(got, sum(terms) / 4 + 0.1 * 14 / (2 * 2), rel_tol=1e-6)
+
+
+def pair_batch(users, items, negatives) -> PairBatch:
+    return PairBatch(torch.tensor(users), torch.tensor(items), torch.tensor(negatives))
+
+
+@pytest.mark.parametrize("name", ["bprmf", "lightgcn"])
+def test_cf_models_lower_their_loss(name):
+    torch.manual_seed(0)
+    m = sp.csr_matrix(X)
+    net = BPRMF(4, 5, 8) if name == "bprmf" else LightGCN(4, 5, m, embedding_size=8, num_layers=2)
+    keys = sorted_keys(m)
+    users, items = m.nonzero()
+    rng = np.random.default_rng(0)
+    opt = torch.optim.Adam(net.parameters(), lr=0.05)
+    loss_fn = BPRLoss(reg_weight=1e-4)
+    losses = []
+    for _ in range(40):
+        neg = draw_negatives(keys, 5, users.astype(np.int64), 2, rng)
+        loss = loss_fn(**net.training_terms(pair_batch(users.tolist(), items.tolist(), neg.tolist())))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_negatives_are_never_training_items_and_are_uniform_over_the_rest():
+    m = sp.csr_matrix(X)
+    users = np.repeat(np.arange(4), 2000)
+    neg = draw_negatives(sorted_keys(m), 5, users, 3, np.random.default_rng(1))
+    assert not X[users[:, None], neg].any()
+    for u in range(4):  # each user's non-items are equally likely
+        free = np.flatnonzero(X[u] == 0)
+        freq = np.bincount(neg[users == u].ravel(), minlength=5)[free] / (2000 * 3)
+        assert np.allclose(freq, 1 / len(free), atol=0.03)
+
+
+def dataset() -> SequenceDataset:
+    rng = np.random.default_rng(0)
+    seqs = [
+        (f"u{u}", [f"i{x}" for x in rng.choice(40, size=rng.integers(3, 12), replace=False)])
+        for u in range(60)
+    ]
+    return SequenceDataset.from_sequences("t", seqs)
+
+
+def test_the_training_matrix_never_holds_an_evaluation_target():
+    """Fails if the split leaked: each user's validation and test targets are absent from its training
+    row unless the same item also occurs earlier in that user's history."""
+    ds = dataset()
+    split = LeaveOneOut().split(ds)
+    m = train_matrix(RunContext(ds, split, None)).toarray()
+    for cases in (split.val, split.test):
+        for u, pos in zip(cases.users, cases.target_pos, strict=True):
+            target = ds.items[pos]
+            assert m[u, target] == 0, f"user {u}'s target {target} is in its training row"
+            assert m[u].sum() == len(set(ds.items[ds.offsets[u] : split.train_end[u]].tolist()))
+
+
+def test_interaction_batches_are_seeded_and_resume_where_they_stopped():
+    ds = dataset()
+    split = LeaveOneOut().split(ds)
+
+    def epochs(dm: InteractionDataModule, n: int) -> list[list[np.ndarray]]:
+        loader = dm.train_dataloader()
+        return [[b.negatives.numpy() for b in loader] for _ in range(n)]
+
+    a = InteractionDataModule(ds, split, batch_size=16, seed=3, sampled_negatives=0)
+    first = epochs(a, 3)
+    assert sum(len(b) for b in first[0]) == a.num_train_targets
+    b = InteractionDataModule(ds, split, batch_size=16, seed=3, sampled_negatives=0)
+    b.train_dataloader()
+    b._epochs.epoch = 2  # as restored from a checkpoint written after two passes
+    resumed = [[x.negatives.numpy() for x in b._epochs]]
+    assert all(np.array_equal(x, y) for x, y in zip(first[2], resumed[0], strict=True))
+    users = InteractionDataModule(ds, split, sample="users", batch_size=8, sampled_negatives=0)
+    rows = [x for x in users.train_dataloader()]
+    assert isinstance(rows[0], UserBatch) and sum(len(x.users) for x in rows) == 60
+    assert torch.equal(rows[0].rows, torch.from_numpy(users.matrix[rows[0].users.numpy()].toarray()))
+
+
+def test_fold_in_models_read_the_validation_item_at_test_and_embedding_models_do_not():
+    ds = dataset()
+    split = LeaveOneOut().split(ds)
+    dm = InteractionDataModule(ds, split, sampled_negatives=0)
+    val = next(iter(dm.val_dataloader()))
+    test = next(iter(dm.test_dataloader()))
+    _, i_val = history_pairs(val)
+    _, i_test = history_pairs(test)
+    assert len(i_test) == len(i_val) + len(val.users)  # one more item per user: the validation target
+    m = train_matrix(RunContext(ds, split, None))
+    assert CFModule(EASE(40, m, 10.0), None, None, []).test_history == "train+valid"
+    assert CFModule(BPRMF(60, 40), BPRLoss(), None, []).test_history == "train_only"
