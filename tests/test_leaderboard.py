@@ -56,7 +56,7 @@ def test_add_and_build_with_p_values(run_dir, tmp_path):
     md = (root / "synthetic.md").read_text()
     assert {p.name for p in written} == {"synthetic.md", "index.html"} and "do not edit" in md
     assert "0.1100 ± 0.0100" in md  # mean ± sample std of 0.10, 0.11, 0.12
-    assert "| good | 3 |" in md and "| worse | 1 |" in md
+    assert "| good | 3 | train+valid |" in md and "| worse | 1 | train+valid |" in md
     assert "Somebody 2024, Table 1" in md and "0.5000" in md
     # p-value: paired t-test over users of per-user ndcg@10, best ("good") vs "worse"
     preds = pd.read_parquet(run_dir / "predictions.parquet")
@@ -208,3 +208,35 @@ def test_shipped_references_are_well_formed():
             assert ref.get("mask_history", False) in (True, False), where
             assert ref["metrics"] and set(ref["metrics"]) <= set(COLUMNS), where
             assert all(0 < v < 1 for v in ref["metrics"].values()), where
+
+
+def test_select_on_validation_adds_the_best_setting_with_its_search(run_dir, tmp_path):
+    """A sweep over a hyper-parameter: only the setting with the best mean validation score lands, and its
+    rows say what else was tried; test metrics play no part in the choice."""
+    sweep = tmp_path / "sweep"
+    for label, seeds, val, test in [
+        ("low", (0, 1), 0.20, 0.9),
+        ("high", (0, 1), 0.30, 0.1),
+        ("mid", (0,), 0.25, 0.5),
+    ]:
+        for s in seeds:
+            run = fake_run(run_dir, sweep / f"{label}{s}", s, label, ndcg=test)
+            data = json.loads((run / "result.json").read_text())
+            data["metrics"]["val"]["ndcg@10"] = val + 0.001 * s
+            data["model"]["label"] = "knob"
+            data["command"] = f"python -m recbench.run model=sasrec knob={label} seed={s}"
+            (run / "result.json").write_text(json.dumps(data))
+    root = tmp_path / "lb"
+    written = add([sweep], root, select_on_validation=True)
+    rows = [r for _, r in load_rows(root)]
+    assert len(written) == 2 and {r.seed for r in rows} == {0, 1}
+    assert {r.setting_hash for r in rows} == {"high".ljust(64, "0")}  # best on val, worst on test
+    sel = rows[0].selection
+    assert sel is not None and sel.monitor == "val/ndcg@10" and sel.sweep == "sweep"
+    assert [c.setting_hash.rstrip("0") for c in sel.candidates] == ["high", "mid", "low"]
+    assert [c.seeds for c in sel.candidates] == [2, 1, 2]
+    assert sel.candidates[0].val == pytest.approx(0.3005)
+    build(root)
+    md = (root / "synthetic.md").read_text()
+    assert "selected on validation (val/ndcg@10 0.3005) among 3 settings of sweep `sweep`" in md
+    assert "the others: `knob=mid` 0.2500, `knob=low` 0.2005" in md  # what each changed

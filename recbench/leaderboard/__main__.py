@@ -18,6 +18,11 @@ def main(argv: list[str] | None = None) -> int:
     p_add = sub.add_parser("add", help="copy validated result rows of run folders into <root>/results")
     p_add.add_argument("runs", nargs="+", type=Path, help="run folders (or result.json files)")
     p_add.add_argument("--allow-dirty", action="store_true", help="accept rows from uncommitted code")
+    p_add.add_argument(
+        "--select-on-validation",
+        action="store_true",
+        help="each folder is a sweep: add only the setting with the best validation score, with the search",
+    )
     sub.add_parser("build", help="regenerate <root>/<dataset>.md, README.md and index.html from the rows")
     p_verify = sub.add_parser("verify", help="re-run a row's command and report each metric's difference")
     p_verify.add_argument("row", type=Path, help="a result row (.json)")
@@ -25,7 +30,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         if args.cmd == "add":
-            for p in add(args.runs, args.root, allow_dirty=args.allow_dirty):
+            for p in add(
+                args.runs,
+                args.root,
+                allow_dirty=args.allow_dirty,
+                select_on_validation=args.select_on_validation,
+            ):
                 print(f"added {p}")
         elif args.cmd == "verify":
             return 0 if verify(args.row, args.tolerance) else 1

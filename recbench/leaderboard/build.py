@@ -29,7 +29,7 @@ from recbench.leaderboard import significance
 from recbench.leaderboard.verify import RESUMED
 from recbench.metrics.ranking import RankMetric
 from recbench.results.failure import FAILED_FILE, failure_of
-from recbench.results.schema import ResultRow, read_row
+from recbench.results.schema import Candidate, ResultRow, Selection, read_row, write_row
 from recbench.utils.files import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -51,10 +51,16 @@ def row_path(root: Path, row: ResultRow) -> Path:
     return folder / f"seed{row.seed}-{row.run_id}.json"
 
 
-def add(run_dirs: list[Path], root: Path, allow_dirty: bool = False) -> list[Path]:
+def add(
+    run_dirs: list[Path], root: Path, allow_dirty: bool = False, select_on_validation: bool = False
+) -> list[Path]:
     """Copy the validated ``result.json`` of each run folder (or of every run under a sweep folder) into
-    the leaderboard's results tree, with the per-user test ranks from its predictions file."""
-    sources = []
+    the leaderboard's results tree, with the per-user test ranks from its predictions file.
+
+    ``select_on_validation``: each folder is a sweep over settings (seeds included or not); only the rows
+    of the setting with the best mean validation score (the rows' ``monitor``) are added, each carrying
+    the whole search in ``selection``: every setting tried and its validation score."""
+    sources: list[tuple[Path, Selection | None]] = []
     for run_dir in run_dirs:
         if not run_dir.exists():
             raise FileNotFoundError(f"{run_dir}: does not exist: no result row to add, nothing was added")
@@ -65,9 +71,9 @@ def add(run_dirs: list[Path], root: Path, allow_dirty: bool = False) -> list[Pat
                 f"{run_dir}: no result.json in this folder: the run did not finish (it may still be running, "
                 "or was killed), or this is not a run folder. Nothing was added."
             )
-        sources += found
+        sources += select(run_dir, found) if select_on_validation else [(src, None) for src in found]
     written = []
-    for src in sources:
+    for src, selection in sources:
         row = read_row(src)
         if row.git.dirty and not allow_dirty:
             raise ValueError(
@@ -75,7 +81,10 @@ def add(run_dirs: list[Path], root: Path, allow_dirty: bool = False) -> list[Pat
                 "its command would not reproduce it. Commit and re-run, or pass --allow-dirty."
             )
         dst = row_path(root, row)
-        atomic_write_text(dst, src.read_text())
+        if selection is None:
+            atomic_write_text(dst, src.read_text())
+        else:
+            write_row(row.model_copy(update={"selection": selection}), dst)
         preds = src.parent / "predictions.parquet"
         if preds.is_file() and row.search is None:  # per-user ranks: next-item rows only
             t = pq.read_table(preds, columns=["user", "rank", "rank_history_masked"])
@@ -85,6 +94,36 @@ def add(run_dirs: list[Path], root: Path, allow_dirty: bool = False) -> list[Pat
             )
         written.append(dst)
     return written
+
+
+def select(sweep: Path, found: list[Path]) -> list[tuple[Path, Selection]]:
+    """The rows of ``sweep``'s best setting on validation, each with the :class:`Selection` that chose it."""
+    rows = [(src, read_row(src)) for src in found]
+    monitors = {r.config.get("monitor", "val/ndcg@10") for _, r in rows}
+    datasets = {(r.dataset.name, r.model.name) for _, r in rows}
+    if len(monitors) != 1 or len(datasets) != 1:
+        raise RefusedError(
+            f"{sweep}: a selection compares one model on one dataset under one monitor; this sweep has "
+            f"monitors {sorted(monitors)} and (dataset, model) {sorted(datasets)}. Nothing was added."
+        )
+    monitor = monitors.pop()
+    key = monitor.removeprefix("val/")
+    by_setting: dict[str, list[tuple[Path, ResultRow]]] = defaultdict(list)
+    for src, r in rows:
+        by_setting[r.setting_hash].append((src, r))
+    scored = sorted(
+        ((statistics.fmean(r.metrics["val"][key] for _, r in group), h) for h, group in by_setting.items()),
+        reverse=True,
+    )
+    selection = Selection(
+        monitor=monitor,
+        sweep=sweep.name,
+        candidates=[
+            Candidate(command=by_setting[h][0][1].command, setting_hash=h, val=v, seeds=len(by_setting[h]))
+            for v, h in scored
+        ],
+    )
+    return [(src, selection) for src, _ in by_setting[scored[0][1]]]
 
 
 def refuse_failed(run: Path) -> None:
@@ -180,6 +219,7 @@ def make_groups(entries: list[tuple[Path, ResultRow]]) -> list[Group]:
 HEADER = [
     "model",
     "seeds",
+    "test history",
     "best epoch",
     "stopped",
     "s/epoch",
@@ -205,14 +245,21 @@ def stopped(rows: list[ResultRow]) -> str:
     return ", ".join(sorted(reasons))
 
 
+def test_history(rows: list[ResultRow]) -> str:
+    """What a test case is scored from: ``train+valid`` (the history before the target, validation item
+    included) or ``train_only`` (a user embedding fitted without it). Rows from before the field are all
+    sequential models, which read the history up to the target: train+valid."""
+    return ", ".join(sorted({r.protocol.test_history or "train+valid" for r in rows}))
+
+
 def table(groups: list[Group], cols: list[str], masked: bool) -> tuple[list[str], list[list[str]]]:
     """Header and cells of one leaderboard table (shared by the markdown and HTML renderers)."""
-    header = [HEADER[0], HEADER[1], *[short(c) for c in cols], f"p vs best ({short(PRIMARY)})", *HEADER[2:]]
+    header = [*HEADER[:3], *[short(c) for c in cols], f"p vs best ({short(PRIMARY)})", *HEADER[3:]]
     header += ["commit", "setting"]
     body = []
     for g in groups:
         ms = g.metrics(masked)
-        cells = [g.label, str(len(g.rows))]
+        cells = [g.label, str(len(g.rows)), test_history(g.rows)]
         cells += [mean_std([m[c] for m in ms if c in m]) for c in cols]
         cells.append("best" if masked not in g.p_value else fmt_p(g.p_value[masked]))
         cells += [
@@ -260,6 +307,23 @@ def describe(first: ResultRow) -> str:
     )
 
 
+def selected(s: Selection) -> str:
+    """One line saying how a row's setting was chosen on validation, and against what."""
+    others = ", ".join(
+        f"`{differing(c.command, s.candidates[0].command)}` {c.val:.4f}" for c in s.candidates[1:]
+    )
+    return (
+        f"selected on validation ({s.monitor} {s.candidates[0].val:.4f}) among {len(s.candidates)} settings "
+        f"of sweep `{s.sweep}`" + (f"; the others: {others}" if others else "")
+    )
+
+
+def differing(command: str, best: str) -> str:
+    """The arguments of ``command`` that ``best`` does not have (what a candidate changed)."""
+    theirs = set(shlex.split(best))
+    return " ".join(a for a in shlex.split(command) if a not in theirs) or command
+
+
 def markdown(header: list[str], body: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)] + [
         "| " + " | ".join(cells) + " |" for cells in body
@@ -292,6 +356,7 @@ def dataset_markdown(groups: list[Group], references: list[dict[str, Any]]) -> s
         lines.append(
             f"- **{g.label}** (`{g.setting}`): {shown_command(r)} — {r.hardware.cpu}, "
             f"{r.hardware.torch_threads} threads, {r.hardware.accelerator} × {r.hardware.devices}"
+            + (f"; {selected(r.selection)}" if r.selection else "")
         )
     lines.append("")
     return "\n".join(lines)

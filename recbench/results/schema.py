@@ -137,6 +137,22 @@ class SearchInfo(Strict):
     note: str | None = None  # e.g. "non-random subset: comparable only within this query set"
 
 
+class Candidate(Strict):
+    command: str  # the candidate's run (its seed's)
+    setting_hash: str
+    val: float  # its validation value of the selection's monitor (mean over its seeds)
+    seeds: int
+
+
+class Selection(Strict):
+    """How a hyper-parameter setting was chosen: the sweep it came from, every setting tried, each one's
+    validation score. Written by ``leaderboard add --select-on-validation``; test metrics play no part."""
+
+    monitor: str  # e.g. val/ndcg@10
+    sweep: str  # the sweep folder's name
+    candidates: list[Candidate]  # every setting tried, best first
+
+
 class SampledInfo(Strict):
     """How the sampled-metrics diagnostic of a next-item row was drawn (recbench/data/sampled.py): each test
     case also ranked against ``negatives`` sampled items per variant (Krichene & Rendle, KDD 2020), stored
@@ -184,6 +200,8 @@ class ResultRow(Strict):
     item_tokenizer: dict[str, Any] | None = None
     # the sampled-metrics diagnostic (optional: rows written before it, and generative rows, have none)
     sampled_metrics: SampledInfo | None = None
+    # set when this row's setting was chosen on validation among others (optional: most rows have none)
+    selection: Selection | None = None
 
     @field_validator("metrics")
     @classmethod
