@@ -225,3 +225,118 @@ def test_fold_in_models_read_the_validation_item_at_test_and_embedding_models_do
     m = train_matrix(RunContext(ds, split, None))
     assert CFModule(EASE(40, m, 10.0), None, None, []).test_history == "train+valid"
     assert CFModule(BPRMF(60, 40), BPRLoss(), None, []).test_history == "train_only"
+
+
+def test_multvae_loss_equals_a_hand_computation():
+    from recbench.losses.multvae import MultVAELoss
+
+    logits = torch.tensor([[1.0, 0.0, -1.0], [0.5, 0.5, 0.0]])
+    rows = torch.tensor([[1.0, 0.0, 1.0], [0.0, 1.0, 0.0]])
+    mu = torch.tensor([[0.5, -0.5], [0.0, 1.0]])
+    logvar = torch.tensor([[0.0, math.log(2.0)], [0.0, 0.0]])
+
+    def log_softmax(xs: list[float], k: int) -> float:
+        return xs[k] - math.log(sum(math.exp(x) for x in xs))
+
+    nll = -(log_softmax([1.0, 0.0, -1.0], 0) + log_softmax([1.0, 0.0, -1.0], 2)) - log_softmax(
+        [0.5, 0.5, 0.0], 1
+    )
+    # KL(N(mu, s^2) || N(0, 1)) = (mu^2 + s^2 - 1 - log s^2) / 2 per dimension
+    kl = ((0.25 + 1 - 1 - 0) + (0.25 + 2 - 1 - math.log(2.0)) + 0 + (1 + 1 - 1 - 0)) / 2
+    got = MultVAELoss()(logits, rows, mu, logvar, beta=0.3).item()
+    assert math.isclose(got, nll / 2 + 0.3 * kl / 2, rel_tol=1e-5)
+
+
+def test_multvae_anneals_its_kl_weight_and_lowers_its_loss():
+    from recbench.losses.multvae import MultVAELoss
+    from recbench.models.multvae import MultVAE
+
+    torch.manual_seed(0)
+    net = MultVAE(num_items=5, hidden_sizes=[8], latent_size=4, dropout=0.0, anneal_cap=0.2, anneal_steps=10)
+    opt = torch.optim.Adam(net.parameters(), lr=0.02)
+    rows = torch.from_numpy(X)
+    batch_ = UserBatch(users=torch.arange(4), rows=rows)
+    betas, losses = [], []
+    for _ in range(60):
+        terms = net.training_terms(batch_)
+        betas.append(terms["beta"])
+        loss = MultVAELoss()(**terms)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert betas[:3] == [0.0, 0.1, 0.2] and betas[-1] == 0.2 and int(net.steps) == 60
+    assert losses[-1] < losses[0]
+    net.eval()
+    scores = net.score(batch([[0, 1, 4]]))
+    assert scores.shape == (1, 5)
+
+
+def test_buir_loss_and_momentum_update():
+    from recbench.losses.buir import BootstrapLoss
+    from recbench.models.buir import BUIR
+
+    p, t = torch.tensor([[1.0, 0.0], [1.0, 1.0]]), torch.tensor([[0.0, 2.0], [2.0, 2.0]])
+    # cos = 0 and 1: (2 - 0 + 2 - 2) / 2 = 1 per direction
+    assert math.isclose(BootstrapLoss()([p, p], [t, t]).item(), 2.0, rel_tol=1e-6)
+    torch.manual_seed(0)
+    net = BUIR(num_users=4, num_items=5, embedding_size=3, momentum=0.9)
+    assert torch.equal(net.target_user.weight, net.user_emb.weight)
+    with torch.no_grad():
+        net.user_emb.weight.add_(1.0)
+    before = net.target_user.weight.clone()
+    net.after_step()
+    assert torch.allclose(net.target_user.weight, 0.9 * before + 0.1 * net.user_emb.weight)
+    terms = net.training_terms(pair_batch([0, 1], [2, 3], [[0], [0]]))
+    assert all(not t.requires_grad for t in terms["target"])  # the target gets no gradient
+    u, v = net.user_emb.weight[[1]], net.item_emb.weight
+    expected = net.predictor(u) @ v.T + u @ net.predictor(v).T
+    assert torch.allclose(net.score(batch([[]], users=[1])), expected)
+
+
+def test_directau_loss_equals_a_hand_computation():
+    from recbench.losses.directau import AlignUniform
+
+    u = torch.tensor([[3.0, 0.0], [0.0, 1.0], [1.0, 1.0]])
+    i = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 2.0]])
+
+    def unit(v: list[float]) -> list[float]:
+        n = math.hypot(*v)
+        return [x / n for x in v]
+
+    def sq(a: list[float], b: list[float]) -> float:
+        return sum((x - y) ** 2 for x, y in zip(a, b, strict=True))
+
+    us, is_ = [unit(v) for v in u.tolist()], [unit(v) for v in i.tolist()]
+    align = sum(sq(a, b) for a, b in zip(us, is_, strict=True)) / 3
+
+    def uniform(xs: list[list[float]]) -> float:
+        pairs = [(a, b) for k, a in enumerate(xs) for b in xs[k + 1 :]]
+        return math.log(sum(math.exp(-2 * sq(a, b)) for a, b in pairs) / len(pairs))
+
+    got = AlignUniform(gamma=2.0)(u, i).item()
+    assert math.isclose(got, align + 2.0 * (uniform(us) + uniform(is_)) / 2, rel_tol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["buir", "directau"])
+def test_negative_free_models_lower_their_loss(name):
+    from recbench.losses.buir import BootstrapLoss
+    from recbench.losses.directau import AlignUniform
+    from recbench.models.buir import BUIR
+    from recbench.models.directau import DirectAU
+
+    torch.manual_seed(0)
+    net = BUIR(4, 5, 8, momentum=0.5) if name == "buir" else DirectAU(4, 5, 8)
+    loss_fn = BootstrapLoss() if name == "buir" else AlignUniform(gamma=0.5)
+    users, items = sp.csr_matrix(X).nonzero()
+    opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=0.05)
+    losses = []
+    for _ in range(60):
+        loss = loss_fn(**net.training_terms(pair_batch(users.tolist(), items.tolist(), [[0]] * len(users))))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if hasattr(net, "after_step"):
+            net.after_step()
+        losses.append(loss.item())
+    assert losses[-1] < losses[0] - 0.1
