@@ -38,10 +38,11 @@ repro:  ## SASRec on Amazon Beauty trained as RecBole does, 3 seeds, rows added 
 leaderboard:
 	$(PYTHON) -m recbench.leaderboard build
 
-bench:  ## speed on Beauty: SASRec dense and prefix regime, then every sequential model beside RecBole (s/epoch, eval s, peak memory)
+bench:  ## speed on Beauty: SASRec dense and prefix regime, every sequential model beside RecBole, then the CF family (s/epoch or fit s, eval s, peak memory)
 	$(PYTHON) scripts/bench_sasrec.py
 	$(PYTHON) scripts/bench_sasrec.py --out outputs/bench/sasrec_beauty_prefix.json experiment=sasrec_beauty_recbole_prefix
 	$(PYTHON) scripts/bench_models.py  # per-model s/epoch and peak memory beside RecBole 1.2.1's
+	$(PYTHON) scripts/bench_models.py --name cf --models sasrec itemknn ease bprmf lightgcn multvae buir directau
 
 bench-data:  ## preprocessing wall time and peak memory per dataset, plus ML-20M-sized input (synthetic if absent)
 	$(PYTHON) scripts/bench_data.py

@@ -53,6 +53,7 @@ def main() -> None:
         "seconds_per_epoch": row.cost.seconds_per_epoch,
         "val_seconds_per_epoch": row.cost.val_seconds_per_epoch,
         "test_seconds": row.cost.test_seconds,
+        "fit_seconds": row.cost.fit_seconds,  # closed-form models (EASE, ItemKNN); None for trained ones
         "peak_memory_mb": row.cost.peak_memory_mb,
         "wall_seconds": time.perf_counter() - started,
         "hardware": row.hardware.model_dump(),

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 
 from recbench.data.datamodule import EvalBatch
 from recbench.data.dataset import SequenceDataset
@@ -340,3 +341,27 @@ def test_negative_free_models_lower_their_loss(name):
             net.after_step()
         losses.append(loss.item())
     assert losses[-1] < losses[0] - 0.1
+
+
+def test_simgcl_views_are_eps_away_and_its_infonce_equals_a_hand_computation():
+    from recbench.losses.bpr_cl import info_nce
+    from recbench.models.simgcl import SimGCL
+
+    torch.manual_seed(0)
+    net = SimGCL(
+        num_users=4, num_items=5, train_matrix=sp.csr_matrix(X), embedding_size=3, num_layers=1, eps=0.1
+    )
+    clean_u, clean_i = net.propagate()
+    noisy_u, noisy_i = net.propagate(perturb=True)
+    gap = torch.cat([noisy_u - clean_u, noisy_i - clean_i]).norm(dim=1)
+    assert torch.allclose(gap, torch.full_like(gap, 0.1), atol=1e-5)  # each node moved by exactly eps
+    # layer 0 is left out of SimGCL's mean: one layer means the propagated embeddings themselves
+    e0 = torch.cat([net.user_emb.weight, net.item_emb.weight])
+    assert torch.allclose(torch.cat([clean_u, clean_i]), torch.sparse.mm(net.graph, e0), atol=1e-6)
+    a, b = torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([[1.0, 1.0], [0.0, 2.0]])
+    na, nb = F.normalize(a, dim=-1), F.normalize(b, dim=-1)
+    s = (na @ nb.T / 0.5).tolist()
+    expected = sum(-s[k][k] + math.log(sum(math.exp(x) for x in s[k])) for k in range(2)) / 2
+    assert math.isclose(info_nce(a, b, 0.5).item(), expected, rel_tol=1e-6)
+    terms = net.training_terms(pair_batch([0, 0, 1], [1, 4, 2], [[3], [3], [0]]))
+    assert [v[0].shape[0] for v in terms["views"]] == [2, 3]  # unique users, unique items

@@ -77,7 +77,8 @@ def test_every_model_writes_a_valid_row(model, tmp_path, embedding_cache):
     max_history = back.config["model"]["net"].get("max_len", 0)
     assert back.protocol.mask_history is False and back.protocol.max_history == max_history
     cf = back.config["model"]["module"]["_target_"] == "recbench.lit.cf.CFModule"
-    embedded = {"bprmf", "lightgcn", "buir", "directau"}  # a learned user embedding, fitted without valid
+    # a learned user embedding, fitted without the validation item
+    embedded = {"bprmf", "lightgcn", "simgcl", "buir", "directau"}
     test_history = "train_only" if model in embedded else "train+valid"
     assert back.protocol.test_history == test_history and (cf or test_history == "train+valid")
     assert back.dataset.eval_users == 300 and back.dataset.item_text_coverage == 1.0  # synthetic has titles
