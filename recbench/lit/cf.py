@@ -79,7 +79,7 @@ def fold_in(batch: EvalBatch, weights: torch.Tensor) -> torch.Tensor:
     shape = (len(batch.users), weights.shape[0])
     if weights.device.type == "cpu":
         h = sp.csr_matrix((np.ones(len(rows), np.float32), (rows.numpy(), items.numpy())), shape=shape)
-        return torch.from_numpy(np.asarray(h @ weights.numpy()))
+        return torch.from_numpy(np.asarray(h @ np.ascontiguousarray(weights.numpy())))
     h_t = torch.sparse_coo_tensor(torch.stack([rows, items]), torch.ones(len(rows)), shape)
     return torch.sparse.mm(h_t.to(weights.device), weights)
 
