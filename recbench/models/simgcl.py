@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from recbench.data.pairs import PairBatch
-from recbench.models.lightgcn import LightGCN
+from recbench.models.lightgcn import LightGCN, propagate_once
 
 
 class SimGCL(LightGCN):
@@ -44,7 +44,7 @@ class SimGCL(LightGCN):
         e = torch.cat([self.user_emb.weight, self.item_emb.weight])
         total = torch.zeros_like(e)
         for _ in range(self.num_layers):
-            e = torch.sparse.mm(self.graph, e)
+            e = propagate_once(self.graph, e)
             if perturb:
                 e = e + self.eps * torch.sign(e) * F.normalize(torch.rand_like(e), dim=-1)
             total = total + e
