@@ -379,3 +379,19 @@ def test_simgcl_views_are_eps_away_and_its_infonce_equals_a_hand_computation():
 def test_ease_weights_are_row_major():
     """Scoring reads rows of B; LAPACK's column-major inverse made the Beauty test pass 6x slower."""
     assert ease_weights(sp.csr_matrix(X), 1.0).is_contiguous()
+
+
+def test_fold_in_models_can_leave_the_validation_item_out_at_test():
+    ds = dataset()
+    split = LeaveOneOut().split(ds)
+    dm = InteractionDataModule(ds, split, sampled_negatives=0)
+    m = train_matrix(RunContext(ds, split, None))
+    val, test = next(iter(dm.val_dataloader())), next(iter(dm.test_dataloader()))
+    module = CFModule(EASE(40, m, 10.0), None, None, [], fold_in_test="train_only")
+    assert module.test_history == "train_only"
+    module._stage = "test"
+    assert torch.equal(module.score(test), module.net.score(val))  # the test case sees what validation saw
+    module._stage = "val"
+    assert torch.equal(module.score(val), module.net.score(val))
+    with pytest.raises(ValueError, match="fold_in_test must be one of"):
+        CFModule(EASE(40, m, 10.0), None, None, [], fold_in_test="valid")

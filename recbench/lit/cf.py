@@ -19,6 +19,7 @@ epochs); their ``fit_seconds`` goes into the row's cost.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -43,14 +44,26 @@ class CFModule(NextItemModule):
         metrics: Sequence[RankMetric],
         mask_history: bool = False,
         predictions_k: int = 100,
+        fold_in_test: str = "train+valid",
     ) -> None:
+        """``fold_in_test``: for a model that folds users in from their history, what a test case is scored
+        from: ``train+valid`` (everything before the target, the default) or ``train_only`` (the
+        validation item left out, as an embedding model sees it): the protocol question measured on
+        one model. History masking still removes every item before the target."""
         super().__init__(net, loss or NoTraining(), optimizer, metrics, mask_history, predictions_k)  # type: ignore[arg-type]
-        self.test_history = str(getattr(net, "test_history", ""))
-        if self.test_history not in TEST_HISTORIES:
+        native = str(getattr(net, "test_history", ""))
+        if native not in TEST_HISTORIES:
             raise ValueError(
-                f"{type(net).__name__}.test_history is {self.test_history!r}; "
-                f"expected one of {TEST_HISTORIES}"
+                f"{type(net).__name__}.test_history is {native!r}; expected one of {TEST_HISTORIES}"
             )
+        if fold_in_test not in TEST_HISTORIES:
+            raise ValueError(
+                f"model.module.fold_in_test must be one of {TEST_HISTORIES}, got {fold_in_test!r}"
+            )
+        if native == "train_only" and fold_in_test != "train_only":
+            fold_in_test = "train_only"  # a user embedding fitted without the validation item: no choice
+        self.test_history = fold_in_test
+        self._stage = ""
 
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
         loss = self.loss(**self.net.training_terms(batch))  # type: ignore[attr-defined]
@@ -61,7 +74,13 @@ class CFModule(NextItemModule):
         if hasattr(self.net, "after_step"):
             self.net.after_step()
 
+    def _eval_step(self, batch: EvalBatch, stage: str, batch_idx: int = 0) -> None:
+        self._stage = stage
+        super()._eval_step(batch, stage, batch_idx)
+
     def score(self, batch: EvalBatch) -> torch.Tensor:
+        if self._stage == "test" and self.test_history == "train_only":
+            batch = without_last_history_item(batch)  # the validation item: each test history's last
         return self.net.score(batch).float()  # type: ignore[attr-defined]
 
     def configure_optimizers(self) -> Any:
@@ -82,6 +101,17 @@ def fold_in(batch: EvalBatch, weights: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(np.asarray(h @ np.ascontiguousarray(weights.numpy())))
     h_t = torch.sparse_coo_tensor(torch.stack([rows, items]), torch.ones(len(rows)), shape)
     return torch.sparse.mm(h_t.to(weights.device), weights)
+
+
+def without_last_history_item(batch: EvalBatch) -> EvalBatch:
+    """The batch with each case's latest history item removed (at test, the validation target)."""
+    rows = batch.history_rows
+    if not len(rows):
+        return batch
+    last = torch.ones_like(rows, dtype=torch.bool)
+    last[:-1] = rows[1:] != rows[:-1]  # a row's entries are contiguous and in order: its last one ends a run
+    keep = ~last
+    return replace(batch, history_rows=rows[keep], history_items=batch.history_items[keep])
 
 
 def history_pairs(batch: EvalBatch) -> tuple[torch.Tensor, torch.Tensor]:

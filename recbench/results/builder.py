@@ -51,6 +51,7 @@ NEUTRAL_WHEN: dict[str, object] = {
     "model.module.micro_batch": 256,  # SASRec, 2026-11-22 (session 3)
     "model.net.similarity": "dot",  # SASRec, 2026-11-22 (session 4)
     "model.net.temperature": 1.0,  # SASRec, 2026-11-22 (session 4)
+    "model.module.fold_in_test": "train+valid",  # CF fold-in models, 2026-12-02 (session 7)
 }
 
 # Keys that change no number but were hashed while rows were published, each with the value those rows
