@@ -164,6 +164,14 @@ def test_verify_reproduces_a_cpu_row_exactly(run_dir, capsys):
     assert "PASS: largest difference 0" in out
 
 
+@pytest.mark.parametrize("model", ["ease", "lightgcn"])
+def test_verify_reproduces_cf_rows_exactly(model, tmp_path, capsys):
+    """A closed-form and a trained CF row (their own datamodule and loss, chosen by the model file)."""
+    fast_run(tmp_path, f"model={model}")
+    assert verify(tmp_path / "result.json") is True
+    assert "PASS: largest difference 0" in capsys.readouterr().out
+
+
 def test_refuses_dirty_rows_unless_asked(run_dir, tmp_path):
     data = json.loads((run_dir / "result.json").read_text())
     data["git"]["dirty"] = True
