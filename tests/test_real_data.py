@@ -100,3 +100,23 @@ def test_ml_1m_sequences_hold_exactly_the_ratings_file_pairs(real_data_dir, tmp_
         pairs["userID"].astype(np.int64).to_numpy() * 100_000 + pairs["movieID"].astype(np.int64).to_numpy()
     )
     assert np.array_equal(ours, theirs)
+
+
+def test_beauty_training_matrix_holds_no_evaluation_target(real_data_dir, tmp_path):
+    """The CF models' training matrix on real data: every user's training items and nothing of its
+    validation or test target (unless the same item also occurs earlier in that user's history)."""
+    import numpy as np
+
+    from recbench.inputs import RunContext, train_matrix
+
+    ds = load("amazon_beauty", real_data_dir, tmp_path)
+    split = LeaveOneOut().split(ds)
+    m = train_matrix(RunContext(ds, split, None))
+    assert m.shape == (22_363, 12_101)
+    seen = [set(ds.items[ds.offsets[u] : split.train_end[u]].tolist()) for u in range(ds.num_users)]
+    assert m.nnz == sum(len(s) for s in seen)
+    for cases in (split.val, split.test):
+        targets = ds.items[cases.target_pos]
+        in_matrix = np.asarray(m[cases.users, targets]).ravel() > 0
+        expected = np.array([t in seen[u] for u, t in zip(cases.users, targets, strict=True)])
+        assert np.array_equal(in_matrix, expected)  # only repeats of an earlier training item
