@@ -34,7 +34,7 @@ from recbench.results.schema import ResultRow, write_row
 from recbench.utils.callbacks import EpochTimer, KeepSelection, RandomState, check_selected
 from recbench.utils.checkpoint_io import SafeCheckpointIO
 from recbench.utils.entry import user_errors
-from recbench.utils.environment import git_state
+from recbench.utils.environment import git_state, reset_peak_memory
 from recbench.utils.instantiate import check_targets, instantiate
 
 log = logging.getLogger(__name__)
@@ -48,6 +48,7 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> ResultRow:
     check_targets(
         cfg
     )  # every _target_ it would call is allowed, before any work (recbench/utils/instantiate.py)
+    reset_peak_memory()  # the row's peak memory is this run's, also as one job of a sweep in one process
     task = cfg.model.get("task", "next_item")
     if task == "search":
         from recbench.search.run import run_search

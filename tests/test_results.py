@@ -99,3 +99,17 @@ def test_published_next_item_rows_keep_their_config_hash():
         assert config_hashes(cfg)[0] == row.config_hash, f"{path.name}: {row.command}"
         checked += 1
     assert checked >= 20
+
+
+def test_peak_memory_restarts_for_each_run():
+    """A sweep's jobs run in one process: each row's peak is its own, not the sweep's so far."""
+    import numpy as np
+
+    from recbench.utils.environment import peak_memory_mb, reset_peak_memory
+
+    big = np.ones(300 * 2**20 // 8)  # 300 MB, touched
+    high = peak_memory_mb()
+    del big
+    if not reset_peak_memory():
+        pytest.skip("this system cannot reset the peak (no /proc/self/clear_refs)")
+    assert peak_memory_mb() < high - 200

@@ -63,7 +63,28 @@ def git_state(path: Path | None = None) -> dict[str, object]:
         return {"sha": None, "dirty": None}
 
 
+STATUS = Path("/proc/self/status")
+
+
+def reset_peak_memory() -> bool:
+    """Start the peak-memory count afresh (Linux: ``clear_refs`` 5 resets VmHWM to the current size), so
+    that each job of a sweep run in one process reports its own peak, not the sweep's so far. False where
+    the system cannot (the peak is then the process's since it started)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
 def peak_memory_mb() -> float:
-    """Peak resident set size of this process (Linux reports KiB, macOS bytes)."""
+    """Peak resident set size of this process since it started or since :func:`reset_peak_memory`
+    (Linux: VmHWM; elsewhere ru_maxrss, KiB on Linux, bytes on macOS)."""
+    try:
+        for line in STATUS.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 1024 / 1024 if sys.platform == "darwin" else peak / 1024
