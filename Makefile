@@ -1,4 +1,4 @@
-# recbench — `make install`, `make test`, `make lint`, `make repro`, `make leaderboard`, `make bench`
+# recbench — `make install`, `make test`, `make lint`, `make repro`, `make repro-cf`, `make leaderboard`, `make bench`
 SHELL := /bin/bash
 PY ?= python3
 VENV ?= .venv
@@ -12,7 +12,7 @@ export RECBENCH_DATA_DIR
 SEEDS ?= 0,1,2
 STAMP := $(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: install test test-all lint repro leaderboard bench bench-data clean
+.PHONY: install test test-all lint repro repro-cf leaderboard bench bench-data clean
 
 install:
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
@@ -33,6 +33,22 @@ lint:
 repro:  ## SASRec on Amazon Beauty trained as RecBole does, 3 seeds, rows added to the leaderboard (~40-60 min a seed, 1 thread)
 	$(PYTHON) -m recbench.run -m experiment=sasrec_beauty_recbole_prefix seed=$(SEEDS) hydra.sweep.dir=outputs/repro/$(STAMP)
 	$(PYTHON) -m recbench.leaderboard add outputs/repro/$(STAMP)
+	$(PYTHON) -m recbench.leaderboard build
+
+# The CF family on one dataset (DATA=amazon_beauty by default): the deterministic models once, the others
+# with 3 seeds; EASE's l2 and DirectAU's gamma chosen on validation (the sweep is kept in the row).
+CF_OUT = outputs/repro-cf/$(DATA)-$(STAMP)
+DATA ?= amazon_beauty
+EASE_L2 ?= 5,20,50,100,250,1000
+DIRECTAU_GAMMA ?= 0.5,1,2,5
+repro-cf:  ## the CF baselines on DATA, rows added to the leaderboard (hours on a CPU: run it in the background)
+	$(PYTHON) -m recbench.run -m model=itemknn data=$(DATA) hydra.sweep.dir=$(CF_OUT)/itemknn
+	$(PYTHON) -m recbench.run -m model=ease data=$(DATA) model.net.l2=$(EASE_L2) hydra.sweep.dir=$(CF_OUT)/ease
+	$(PYTHON) -m recbench.run -m model=bprmf,lightgcn,simgcl,multvae,buir data=$(DATA) seed=$(SEEDS) hydra.sweep.dir=$(CF_OUT)/trained
+	$(PYTHON) -m recbench.run -m model=directau data=$(DATA) loss.gamma=$(DIRECTAU_GAMMA) seed=$(SEEDS) hydra.sweep.dir=$(CF_OUT)/directau
+	$(PYTHON) -m recbench.leaderboard add $(CF_OUT)/itemknn $(CF_OUT)/trained
+	$(PYTHON) -m recbench.leaderboard add --select-on-validation $(CF_OUT)/ease
+	$(PYTHON) -m recbench.leaderboard add --select-on-validation $(CF_OUT)/directau
 	$(PYTHON) -m recbench.leaderboard build
 
 leaderboard:
