@@ -11,31 +11,13 @@ without the validation item (``test_history: train_only``).
 
 from __future__ import annotations
 
-import torch
-from torch import nn
-
-from recbench.data.datamodule import EvalBatch
 from recbench.data.pairs import PairBatch
+from recbench.models.bprmf import BPRMF
 
 
-class DirectAU(nn.Module):
-    """Args:
-    num_users, num_items: sizes of the embedding tables.
-    embedding_size: width.
-    """
-
-    test_history = "train_only"
-    max_history = 0  # no history is read: the user embedding stands for it
-
-    def __init__(self, num_users: int, num_items: int, embedding_size: int = 64) -> None:
-        super().__init__()
-        self.user_emb = nn.Embedding(num_users, embedding_size)
-        self.item_emb = nn.Embedding(num_items, embedding_size)
-        nn.init.xavier_normal_(self.user_emb.weight)
-        nn.init.xavier_normal_(self.item_emb.weight)
+class DirectAU(BPRMF):
+    """The embeddings and scores of :class:`BPRMF` (matrix factorisation); only the training terms differ:
+    the observed pairs' embeddings, no negatives. Args: num_users, num_items, embedding_size."""
 
     def training_terms(self, batch: PairBatch) -> dict[str, object]:
         return {"users": self.user_emb(batch.users), "items": self.item_emb(batch.items)}
-
-    def score(self, batch: EvalBatch) -> torch.Tensor:
-        return self.user_emb(batch.users) @ self.item_emb.weight.T
