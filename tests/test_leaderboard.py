@@ -248,3 +248,13 @@ def test_select_on_validation_adds_the_best_setting_with_its_search(run_dir, tmp
     md = (root / "synthetic.md").read_text()
     assert "selected on validation (val/ndcg@10 0.3005) among 3 settings of sweep `sweep`" in md
     assert "the others: `knob=mid` 0.2500, `knob=low` 0.2005" in md  # what each changed
+    # a search widened by a second sweep is one search: the folders together
+    wide = tmp_path / "wider"
+    run = fake_run(run_dir, wide / "top0", 0, "top", ndcg=0.2)
+    data = json.loads((run / "result.json").read_text())
+    data["metrics"]["val"]["ndcg@10"], data["model"]["label"] = 0.4, "knob"
+    (run / "result.json").write_text(json.dumps(data))
+    rows = add([sweep, wide], tmp_path / "lb2", select_on_validation=True)
+    (only,) = [r for _, r in load_rows(tmp_path / "lb2")]
+    assert len(rows) == 1 and only.selection is not None and only.selection.sweep == "sweep, wider"
+    assert len(only.selection.candidates) == 4 and only.setting_hash.startswith("top")

@@ -57,10 +57,12 @@ def add(
     """Copy the validated ``result.json`` of each run folder (or of every run under a sweep folder) into
     the leaderboard's results tree, with the per-user test ranks from its predictions file.
 
-    ``select_on_validation``: each folder is a sweep over settings (seeds included or not); only the rows
-    of the setting with the best mean validation score (the rows' ``monitor``) are added, each carrying
-    the whole search in ``selection``: every setting tried and its validation score."""
+    ``select_on_validation``: the folders together are one search over settings (one sweep, or several
+    that widened it; seeds included or not); only the rows of the setting with the best mean validation
+    score (the rows' ``monitor``) are added, each carrying the whole search in ``selection``: every
+    setting tried and its validation score."""
     sources: list[tuple[Path, Selection | None]] = []
+    searched: list[Path] = []
     for run_dir in run_dirs:
         if not run_dir.exists():
             raise FileNotFoundError(f"{run_dir}: does not exist: no result row to add, nothing was added")
@@ -71,7 +73,12 @@ def add(
                 f"{run_dir}: no result.json in this folder: the run did not finish (it may still be running, "
                 "or was killed), or this is not a run folder. Nothing was added."
             )
-        sources += select(run_dir, found) if select_on_validation else [(src, None) for src in found]
+        if select_on_validation:
+            searched += found
+        else:
+            sources += [(src, None) for src in found]
+    if select_on_validation:
+        sources = list(select(", ".join(d.name for d in run_dirs), searched))
     written = []
     for src, selection in sources:
         row = read_row(src)
@@ -96,8 +103,9 @@ def add(
     return written
 
 
-def select(sweep: Path, found: list[Path]) -> list[tuple[Path, Selection]]:
-    """The rows of ``sweep``'s best setting on validation, each with the :class:`Selection` that chose it."""
+def select(sweep: str, found: list[Path]) -> list[tuple[Path, Selection | None]]:
+    """The rows of the search's best setting on validation, each with the :class:`Selection` that chose it
+    (``sweep``: the name of the sweep folder or folders)."""
     rows = [(src, read_row(src)) for src in found]
     monitors = {r.config.get("monitor", "val/ndcg@10") for _, r in rows}
     datasets = {(r.dataset.name, r.model.name) for _, r in rows}
@@ -117,7 +125,7 @@ def select(sweep: Path, found: list[Path]) -> list[tuple[Path, Selection]]:
     )
     selection = Selection(
         monitor=monitor,
-        sweep=sweep.name,
+        sweep=sweep,
         candidates=[
             Candidate(command=by_setting[h][0][1].command, setting_hash=h, val=v, seeds=len(by_setting[h]))
             for v, h in scored
