@@ -117,8 +117,9 @@ def select(sweep: str, found: list[Path]) -> list[tuple[Path, Selection | None]]
     monitor = monitors.pop()
     key = monitor.removeprefix("val/")
     by_setting: dict[str, list[tuple[Path, ResultRow]]] = defaultdict(list)
-    for src, r in rows:
-        by_setting[r.setting_hash].append((src, r))
+    for src, r in rows:  # a setting run twice with one seed (sweeps that overlap) counts once
+        if all(other.seed != r.seed for _, other in by_setting[r.setting_hash]):
+            by_setting[r.setting_hash].append((src, r))
     scored = sorted(
         ((statistics.fmean(r.metrics["val"][key] for _, r in group), h) for h, group in by_setting.items()),
         reverse=True,
