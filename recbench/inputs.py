@@ -34,26 +34,27 @@ class RunContext:
     _built: dict[str, Any] = field(default_factory=dict)
 
 
+def train_interactions(c: RunContext) -> tuple[np.ndarray, np.ndarray]:
+    """(users, items), each (N_train,): every training interaction (the items before each user's
+    validation target), what a model may learn from."""
+    ds = c.dataset
+    keep = np.arange(ds.num_interactions) < np.repeat(c.split.train_end, ds.lengths())
+    return np.repeat(np.arange(ds.num_users), ds.lengths())[keep], ds.items[keep]
+
+
 def train_items(c: RunContext) -> np.ndarray:
-    """(N_train,) the item index of every training interaction (the items before each user's
-    validation target): what a model may learn from."""
-    ds, ends = c.dataset, c.split.train_end
-    keep = np.arange(ds.num_interactions) < np.repeat(ends, ds.lengths())
-    return ds.items[keep]
+    """(N_train,) the item index of every training interaction."""
+    return train_interactions(c)[1]
 
 
 def train_matrix(c: RunContext) -> sp.csr_matrix:
-    """(U, I) float32 CSR, 1 where user u has item i among its training interactions (the items before
-    its validation target; repeats count once): what collaborative-filtering models fit. Users with no
-    evaluation case (too short for the protocol) keep their rows, as they are in the training data."""
-    ds, ends = c.dataset, c.split.train_end
-    keep = np.arange(ds.num_interactions) < np.repeat(ends, ds.lengths())
-    users = np.repeat(np.arange(ds.num_users), ds.lengths())[keep]
-    m = sp.csr_matrix(
-        (np.ones(len(users), dtype=np.float32), (users, ds.items[keep])), shape=(ds.num_users, ds.num_items)
-    )
-    m.sum_duplicates()
-    m.data[:] = 1.0
+    """(U, I) float32 CSR, 1 where user u has item i among its training interactions (repeats count
+    once): what collaborative-filtering models fit. Users with no evaluation case (too short for the
+    protocol) keep their rows, as they are in the training data."""
+    users, items = train_interactions(c)
+    ones = np.ones(len(users), dtype=np.float32)
+    m = sp.csr_matrix((ones, (users, items)), shape=(c.dataset.num_users, c.dataset.num_items))
+    m.data[:] = 1.0  # building the CSR summed the repeats
     return m
 
 
