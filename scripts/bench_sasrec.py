@@ -47,7 +47,7 @@ def main() -> None:
     started = time.perf_counter()
     row = run(cfg, overrides=overrides)
     report = {
-        "what": f"SASRec on amazon_beauty, {args.epochs} epochs, cost only",
+        "what": f"{cfg.model.name} on {cfg.data.name}, {args.epochs} epochs, cost only",
         "command": " ".join(["python scripts/bench_sasrec.py", f"--epochs {args.epochs}", *args.overrides]),
         "overrides": overrides,
         "seconds_per_epoch": row.cost.seconds_per_epoch,

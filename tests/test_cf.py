@@ -46,12 +46,13 @@ def batch(histories: list[list[int]], users: list[int] | None = None) -> EvalBat
     )
 
 
-def test_ease_equals_the_dense_closed_form():
+@pytest.mark.parametrize("block", [2048, 2, 1])  # one block; row blocks that split the diagonal
+def test_ease_equals_the_dense_closed_form(block):
     lam = 2.0
     g = X.T.astype(np.float64) @ X + lam * np.eye(5)
     p = np.linalg.inv(g)
     expected = np.eye(5) - p / np.diag(p)[None, :]  # B = I - P diag(1/diag P)
-    got = ease_weights(sp.csr_matrix(X), lam).numpy()
+    got = ease_weights(sp.csr_matrix(X), lam, block=block).numpy()
     assert np.allclose(got, expected, atol=1e-6)
     assert np.all(np.diag(got) == 0)
     # B is also the minimiser of ||X - XB||^2 + lam ||B||^2 with diag(B) = 0: column j solved directly
@@ -68,6 +69,16 @@ def test_ease_scores_sum_the_history_rows_once():
     b = net.weights
     assert torch.allclose(scores[0], b[0] + b[2]) and torch.allclose(scores[1], b[4])
     assert net.fit_seconds >= 0 and net.test_history == "train+valid"
+
+
+def test_ease_weights_match_a_float64_inverse_on_a_larger_matrix():
+    rng = np.random.default_rng(0)
+    x = (rng.random((60, 37)) < 0.15).astype(np.float64)
+    p = np.linalg.inv(x.T @ x + 3.0 * np.eye(37))
+    expected = -p / np.diag(p)[None, :]
+    np.fill_diagonal(expected, 0.0)
+    got = ease_weights(sp.csr_matrix(x), 3.0, block=8).numpy()
+    assert np.allclose(got, expected, rtol=1e-6, atol=1e-7) and got.flags["C_CONTIGUOUS"]
 
 
 def test_ease_refuses_a_zero_lambda():
