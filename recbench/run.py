@@ -15,39 +15,48 @@ models (``model.zero_shot: true``) skip fitting: the row reports 0 epochs and be
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import hydra
-import lightning as L
-import torch
 from hydra.core.hydra_config import HydraConfig
-from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import WandbLogger
 from omegaconf import DictConfig
 
-from recbench.data.dataset import SequenceDataset
-from recbench.inputs import RunContext, model_inputs
-from recbench.results.builder import build_row, print_summary, write_predictions
 from recbench.results.failure import marked_on_failure
-from recbench.results.schema import ResultRow, write_row
-from recbench.utils.callbacks import EpochTimer, KeepSelection, RandomState, check_selected
-from recbench.utils.checkpoint_io import SafeCheckpointIO
+from recbench.utils.config_check import check_command_line, check_values
 from recbench.utils.entry import user_errors
-from recbench.utils.environment import git_state, reset_peak_memory
 from recbench.utils.instantiate import check_targets, instantiate
 
+if TYPE_CHECKING:
+    from recbench.results.schema import ResultRow
+
 log = logging.getLogger(__name__)
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
 
 
 def run(cfg: DictConfig, overrides: list[str] | None = None) -> ResultRow:
     """One run. ``overrides``: the command-line overrides that composed ``cfg``, recorded in the row as the
     command that reproduces it (taken from Hydra when called through ``main``)."""
+    # Torch, Lightning and the data code load here, not at import: `--help` and config errors answer at once.
+    import lightning as L
+    import torch
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import WandbLogger
+
+    from recbench.data.dataset import SequenceDataset
+    from recbench.inputs import RunContext, model_inputs
+    from recbench.results.builder import build_row, print_summary, write_predictions
+    from recbench.results.schema import write_row
+    from recbench.utils.callbacks import EpochTimer, KeepSelection, RandomState, check_selected
+    from recbench.utils.checkpoint_io import SafeCheckpointIO
+    from recbench.utils.environment import git_state, reset_peak_memory
+
+    check_values(cfg)  # types and ranges of the keys users set most, before any data is read
     if cfg.torch_threads:  # oversubscribed intra-op threads spin at barriers: several runs on 2 cores crawl
         torch.set_num_threads(cfg.torch_threads)
-    check_targets(
-        cfg
-    )  # every _target_ it would call is allowed, before any work (recbench/utils/instantiate.py)
+    check_targets(cfg)  # every _target_ it would call is allowed, before any work (utils/instantiate.py)
     reset_peak_memory()  # the row's peak memory is this run's, also as one job of a sweep in one process
     task = cfg.model.get("task", "next_item")
     if task == "search":
@@ -155,5 +164,13 @@ def main(cfg: DictConfig) -> float:
     return row.metrics["val"][cfg.monitor.removeprefix("val/")]  # what sweepers optimise: validation only
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """``python -m recbench.run …``: an unknown key or a value of the wrong kind on the command line is
+    refused before Hydra composes it (with the closest keys that exist), then Hydra runs :func:`main`."""
+    with user_errors():
+        check_command_line(sys.argv[1:], CONF_DIR)
     main()
+
+
+if __name__ == "__main__":
+    cli()

@@ -14,6 +14,7 @@ from recbench.data.dataset import SequenceDataset
 from recbench.data.protocol import LeaveOneOut
 from recbench.inputs import RunContext, model_inputs
 from recbench.tokenizers.random_ids import RandomIdTokenizer
+from recbench.utils.config_check import check_values
 from recbench.utils.instantiate import instantiate
 
 from .conftest import CONF_DIR
@@ -47,6 +48,7 @@ def compose_cfg(overrides: list[str], out: Path):
 def test_every_option_composes(group, option, tmp_path):
     cfg = compose_cfg([f"{group}={option}"], tmp_path)
     assert cfg.model.name and cfg.data.name
+    check_values(cfg)  # every shipped setting passes the checks a user's values get
 
 
 def model_task(option: str) -> str:
