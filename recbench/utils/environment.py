@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import importlib.metadata
 import platform
 import resource
@@ -68,8 +71,13 @@ STATUS = Path("/proc/self/status")
 
 def reset_peak_memory() -> bool:
     """Start the peak-memory count afresh (Linux: ``clear_refs`` 5 resets VmHWM to the current size), so
-    that each job of a sweep run in one process reports its own peak, not the sweep's so far. False where
-    the system cannot (the peak is then the process's since it started)."""
+    that each job of a sweep run in one process reports its own peak, not the sweep's so far. What the
+    previous job left is released first: its reference cycles (``gc.collect``) and the memory glibc keeps
+    after a free (``malloc_trim``; on ML-1M EASE, 330 of the 980 MB resident after a job). False where
+    the system cannot reset (the peak is then the process's since it started)."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
     try:
         Path("/proc/self/clear_refs").write_text("5")
         return True
