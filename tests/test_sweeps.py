@@ -70,6 +70,32 @@ def test_joblib_parallel_jobs_write_their_own_rows(tmp_path):
     found = rows(tmp_path)
     assert sorted(r["seed"] for r in found) == [0, 1]
     assert len({r["config_hash"] for r in found}) == 2 and len({r["setting_hash"] for r in found}) == 1
+    summary = (tmp_path / "summary.md").read_text()  # the sweep's table, seeds pooled: one setting
+    table = [line for line in summary.splitlines() if line.startswith("| ")]
+    assert len(table) == 2 and " | 2 | " in table[1] and " ± " in table[1]
+
+
+def test_sweep_summary_pools_seeds_and_orders_settings_by_validation(tmp_path):
+    from recbench.utils.hydra_callbacks import sweep_summary
+
+    committed = Path(__file__).resolve().parents[1] / "leaderboards/results/seqrec-loo-full/amazon_beauty"
+    seeds = [json.loads(p.read_text()) for p in sorted((committed / "bprmf").glob("seed*.json"))]
+    assert len(seeds) == 3 and len({r["setting_hash"] for r in seeds}) == 1
+    other = dict(seeds[0], setting_hash="other", command=seeds[0]["command"] + " model.net.embedding_size=8")
+    other["metrics"] = {"val": {"ndcg@10": 0.5}, "test": {"recall@10": 0.25, "ndcg@10": 0.125}}
+    for i, r in enumerate([*seeds, other]):
+        (tmp_path / str(i)).mkdir()
+        (tmp_path / str(i) / "result.json").write_text(json.dumps(r))
+    (tmp_path / "4").mkdir()
+    (tmp_path / "4" / "FAILED.json").write_text("{}")
+    lines = sweep_summary(tmp_path).splitlines()
+    assert lines[2].startswith("| model.net.embedding_size=8 | 1 | 0.5000 | 0.2500 | 0.1250 |")
+    test_n10 = [r["metrics"]["test"]["ndcg@10"] for r in seeds]
+    import statistics
+
+    mean, std = statistics.fmean(test_n10), statistics.stdev(test_n10)
+    assert lines[3].startswith("| bprmf | 3 |") and f"{mean:.4f} ± {std:.4f}" in lines[3]
+    assert "--select-on-validation" in lines[-2] and lines[-1].startswith("Failed") and "4" in lines[-1]
 
 
 def test_submitit_local_runs_and_slurm_preset_composes(tmp_path):

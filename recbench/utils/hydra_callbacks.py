@@ -92,3 +92,63 @@ class ExportBestTrial(Callback):
             path,
         )
         print(f"best trial: {results['best_params']} -> {path}", flush=True)
+
+
+def sweep_summary(sweep_dir: Path, metrics: tuple[str, ...] = ("recall@10", "ndcg@10")) -> str:
+    """A markdown table of a sweep's finished jobs: one line per setting (the overrides that differ
+    between settings; seeds pooled), validation and test means ± sample std over seeds, best setting on
+    validation first. Failed and unfinished jobs are counted under the table."""
+    import statistics
+
+    from recbench.results.failure import FAILED_FILE
+    from recbench.results.schema import read_row
+
+    rows = [read_row(p) for p in sorted(sweep_dir.rglob("result.json"))]
+    failed = sorted(p.parent.name for p in sweep_dir.rglob(FAILED_FILE))
+    if not rows:
+        return f"{sweep_dir}: no finished job" + (f"; failed: {', '.join(failed)}" if failed else "")
+    groups: dict[str, list[Any]] = {}
+    for r in rows:
+        groups.setdefault(r.setting_hash, []).append(r)
+    words = {h: set(g[0].command.split()[3:]) - {f"seed={g[0].seed}"} for h, g in groups.items()}
+    common = set.intersection(*words.values())
+
+    def cell(values: list[float]) -> str:
+        mean = statistics.fmean(values)
+        return f"{mean:.4f} ± {statistics.stdev(values):.4f}" if len(values) > 1 else f"{mean:.4f}"
+
+    monitor = rows[0].config.get("monitor", "val/ndcg@10").removeprefix("val/")
+    order = sorted(groups, key=lambda h: -statistics.fmean(r.metrics["val"][monitor] for r in groups[h]))
+    head = ["setting", "seeds", f"val {monitor}", *(f"test {m}" for m in metrics), "best epoch"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for h in order:
+        g = groups[h]
+        setting = " ".join(sorted(words[h] - common)) or g[0].model.label
+        vals = [cell([r.metrics["val"][monitor] for r in g])]
+        tests = [cell([r.metrics["test"][m] for r in g]) for m in metrics]
+        epochs = ", ".join(str(r.cost.best_epoch) for r in g)
+        lines.append(f"| {setting} | {len(g)} | " + " | ".join([*vals, *tests, epochs]) + " |")
+    notes = [f"{len(rows)} finished job(s) in {sweep_dir}; settings ordered by validation {monitor}."]
+    if len(groups) > 1:
+        add = "python -m recbench.leaderboard add --select-on-validation"
+        notes.append(f"Add the best one: {add} {sweep_dir}")
+    if failed:
+        notes.append(f"Failed (FAILED.json beside each log): {', '.join(failed)}")
+    return "\n".join([*lines, "", *notes]) + "\n"
+
+
+class SweepSummary(Callback):
+    """After ``-m``: print the sweep's table (:func:`sweep_summary`) and write it to ``summary.md`` in the
+    sweep folder."""
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if not sweep_dir.is_dir():
+            return
+        try:
+            text = sweep_summary(sweep_dir)
+        except Exception as e:  # a summary must never turn a finished sweep into a failure
+            log.warning("no sweep summary: %s", e)
+            return
+        atomic_write_text(sweep_dir / "summary.md", text)
+        print(text, flush=True)
