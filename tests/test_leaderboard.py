@@ -79,6 +79,13 @@ def test_stopped_says_early_stop_or_epoch_cap(run_dir):
     early = row.model_copy(update={"config": {**row.config, "trainer": {"max_epochs": 200}}})
     none = row.model_copy(update={"cost": row.cost.model_copy(update={"epochs_trained": 0})})
     assert stopped([early]) == "early" and stopped([none]) == "–" and stopped([row, early]) == "cap 2, early"
+    # a max_steps budget that ended training before early stopping could (fewer epochs since the best
+    # than the patience) is a cap too; one that early stopping beat is not
+    steps = {**row.config, "trainer": {"max_epochs": 200, "max_steps": 5}}
+    capped = row.model_copy(update={"config": steps})
+    long_after_best = row.cost.model_copy(update={"best_epoch": 0, "epochs_trained": 50})
+    late = capped.model_copy(update={"cost": long_after_best})
+    assert stopped([capped]) == "cap 5 steps" and stopped([late]) == "early"
 
 
 def test_resumed_rows_show_and_rerun_their_from_scratch_command(run_dir, tmp_path, monkeypatch):

@@ -300,3 +300,20 @@ def test_validating_every_other_epoch_reports_real_epochs(tmp_path):
     )
     assert row.cost.epochs_trained == 4 and row.cost.best_epoch in (2, 4)
     assert row.cost.train_seconds >= row.cost.train_seconds_to_best > 0
+
+
+def test_training_estimate_logs_the_time_per_step_and_warns_past_the_budget(tmp_path, caplog):
+    """After a few steps: one line with s/step and the estimates; on a CPU past warn_hours, a warning that
+    names a GPU, a budget that fits and a smaller model. The estimate changes no hash."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="recbench.utils.callbacks")
+    knobs = ("callbacks.training_estimate.after_steps=1", "callbacks.training_estimate.warn_hours=1e-9")
+    row = fast_run(tmp_path / "warned", *knobs)
+    lines = [r.getMessage() for r in caplog.records if r.name == "recbench.utils.callbacks"]
+    estimate = [m for m in lines if m.startswith("training: ") and " s per step, 3 steps per epoch" in m]
+    assert len(estimate) == 1 and "to max_epochs=2" in estimate[0]
+    warning = [m for m in lines if m.startswith("training to max_epochs=2 would take")]
+    assert len(warning) == 1 and "`trainer=gpu`" in warning[0] and "`trainer.max_steps=" in warning[0]
+    plain = fast_run(tmp_path / "plain")
+    assert plain.setting_hash == row.setting_hash

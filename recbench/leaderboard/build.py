@@ -240,15 +240,28 @@ HEADER = [
 
 
 def stopped(rows: list[ResultRow]) -> str:
-    """How training ended: ``early`` (early stopping) or ``cap N`` (it reached trainer.max_epochs = N, so it
-    may have been cut while still improving); ``–`` for rows that train nothing."""
+    """How training ended: ``early`` (early stopping), ``cap N`` (it reached trainer.max_epochs = N, so it
+    may have been cut while still improving) or ``cap N steps`` (trainer.max_steps ended it before early
+    stopping could: fewer validations since the best than the patience); ``–`` for rows that train
+    nothing."""
     reasons = set()
     for r in rows:
-        cap = (r.config.get("trainer") or {}).get("max_epochs")
+        trainer = r.config.get("trainer") or {}
+        cap, max_steps = trainer.get("max_epochs"), trainer.get("max_steps")
+        stopping = (r.config.get("callbacks") or {}).get("early_stopping") or {}
+        patience = stopping.get("patience")
+        every = trainer.get("check_val_every_n_epoch") or 1
+        since_best = r.cost.epochs_trained - r.cost.best_epoch
         if r.cost.epochs_trained == 0:
             reasons.add("–")
         elif isinstance(cap, int) and r.cost.epochs_trained >= cap:
             reasons.add(f"cap {cap}")
+        elif (
+            isinstance(max_steps, int)
+            and max_steps > 0
+            and (not isinstance(patience, int) or since_best < patience * every)
+        ):
+            reasons.add(f"cap {max_steps} steps")
         else:
             reasons.add("early")
     return ", ".join(sorted(reasons))

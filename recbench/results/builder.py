@@ -34,6 +34,7 @@ NOT_HASHED = (
     "resume_from",
     "torch_threads",
     "callbacks.last_checkpoint",  # 2026-11-23 (session 5)
+    "callbacks.training_estimate",  # a log line and a warning, 2026-12-02 (session 8)
 )
 # Key names left out wherever they occur: whether downloads without a pinned checksum were accepted (the
 # top-level switch and its copy in each download of a source; the data's own sha256 is in the row).

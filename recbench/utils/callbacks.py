@@ -200,3 +200,75 @@ class RandomState(ResumableState):
 def _plain(numpy_state: Any) -> tuple[str, list[int], int, int, float]:
     name, keys, pos, has_gauss, gauss = numpy_state
     return str(name), [int(k) for k in keys], int(pos), int(has_gauss), float(gauss)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+class TrainingEstimate(L.Callback):
+    """Once per fit, after ``after_steps`` training steps (the first step, which warms up, not counted):
+    one log line with the measured seconds per step and the estimated training time per epoch and to
+    ``trainer.max_epochs`` (or ``max_steps``); validation passes come on top. On a CPU, when the estimate
+    exceeds ``warn_hours``, a warning says what to do instead. Changes no number (not hashed)."""
+
+    def __init__(self, after_steps: int = 20, warn_hours: float = 12.0) -> None:
+        self.after_steps = after_steps
+        self.warn_hours = warn_hours
+        self._started: float | None = None
+        self._steps = 0
+        self._reported = False
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, *args: Any) -> None:
+        if self._reported:
+            return
+        if self._started is None:  # the end of the first step: measure from here
+            self._started = time.perf_counter()
+            return
+        self._steps += 1
+        per_epoch = trainer.num_training_batches
+        if self._steps >= self.after_steps or self._steps + 1 >= per_epoch:
+            self._reported = True
+            self.report(trainer, (time.perf_counter() - self._started) / self._steps)
+
+    def report(self, trainer: L.Trainer, seconds_per_step: float) -> None:
+        per_epoch = trainer.num_training_batches
+        if not isinstance(per_epoch, int) or per_epoch <= 0:
+            log.info("training: %.2f s per step (steps per epoch unknown)", seconds_per_step)
+            return
+        epochs = trainer.max_epochs if trainer.max_epochs is not None and trainer.max_epochs > 0 else None
+        steps_left = (epochs - trainer.current_epoch) * per_epoch if epochs else None
+        if trainer.max_steps is not None and trainer.max_steps > 0:
+            cap = trainer.max_steps - trainer.global_step
+            steps_left = min(steps_left, cap) if steps_left is not None else cap
+        limit = f"max_steps={trainer.max_steps}" if trainer.max_steps and trainer.max_steps > 0 else (
+            f"max_epochs={epochs}")  # fmt: skip
+        total = steps_left * seconds_per_step if steps_left is not None else None
+        log.info(
+            "training: %.2f s per step, %d steps per epoch: ~%s per epoch%s (training only; each "
+            "validation pass comes on top, early stopping may end sooner)",
+            seconds_per_step,
+            per_epoch,
+            _duration(per_epoch * seconds_per_step),
+            f", ~{_duration(total)} to {limit}" if total is not None else "",
+        )
+        on_cpu = type(trainer.accelerator).__name__ == "CPUAccelerator"
+        if on_cpu and total is not None and total > self.warn_hours * 3600:
+            budget = self.warn_hours * 3600
+            epochs_fit = int(budget / (per_epoch * seconds_per_step))
+            cap = (f"`trainer.max_epochs={epochs_fit}`" if epochs_fit >= 1
+                   else f"`trainer.max_steps={max(1, int(budget / seconds_per_step))}`")  # fmt: skip
+            log.warning(
+                "training to %s would take ~%s on this CPU, more than %g h. To finish sooner: a GPU "
+                "(`trainer=gpu`), a budget (%s fits in %g h; the row then says `stopped: cap`), or a "
+                "smaller model (a smaller `model.net`). Set by callbacks.training_estimate.warn_hours.",
+                limit,
+                _duration(total),
+                self.warn_hours,
+                cap,
+                self.warn_hours,
+            )
