@@ -52,8 +52,10 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> ResultRow:
     from recbench.utils.callbacks import EpochTimer, KeepSelection, RandomState, check_selected
     from recbench.utils.checkpoint_io import SafeCheckpointIO
     from recbench.utils.environment import git_state, reset_peak_memory
+    from recbench.utils.quiet import quiet_console
 
     check_values(cfg)  # types and ranges of the keys users set most, before any data is read
+    quiet_console()  # library notices that read as errors, and Lightning's lines printed twice
     if cfg.torch_threads:  # oversubscribed intra-op threads spin at barriers: several runs on 2 cores crawl
         torch.set_num_threads(cfg.torch_threads)
     check_targets(cfg)  # every _target_ it would call is allowed, before any work (utils/instantiate.py)
@@ -124,8 +126,8 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> ResultRow:
     if ckpt and timer.last_validation_is_best():  # same weights, deterministic evaluation: reuse the pass
         log.info("the selected epoch is the last one validated: its validation pass is reused")
     else:
-        trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt)
-    trainer.test(module, datamodule=datamodule, ckpt_path=ckpt)
+        trainer.validate(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False)
+    trainer.test(module, datamodule=datamodule, ckpt_path=ckpt, verbose=False)  # the summary shows them
 
     # 5. The result row and per-user predictions, written atomically, by one process under DDP.
     predictions = None

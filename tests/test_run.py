@@ -317,3 +317,29 @@ def test_training_estimate_logs_the_time_per_step_and_warns_past_the_budget(tmp_
     assert len(warning) == 1 and "`trainer=gpu`" in warning[0] and "`trainer.max_steps=" in warning[0]
     plain = fast_run(tmp_path / "plain")
     assert plain.setting_hash == row.setting_hash
+
+
+NOISE = (
+    "LeafSpec",  # Lightning's deprecation notice
+    "litlogger",  # Lightning's tip
+    "anonymous setting has no effect",  # wandb
+    "IterableDataset",  # the num_workers hint with num_workers 0
+    "log_every_n_steps",
+    "swigfaiss",  # faiss's loader
+    "┏",  # Lightning's test table (18-digit floats): the summary shows the metrics
+    "INFO: ",  # a Lightning line printed a second time by its own handler
+)
+
+
+def test_a_tiny_run_prints_none_of_the_known_noise(tmp_path):
+    cmd = [sys.executable, "-m", "recbench.run", "data=synthetic", "debug=fast", "logger=wandb",
+           "model=text_zeroshot", f"paths.log_dir={tmp_path}"]  # fmt: skip
+    text = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert text.returncode == 0, text.stderr[-3000:]
+    out = text.stdout + text.stderr
+    assert [n for n in NOISE if n in out] == [] and "row: " in out
+    cmd[cmd.index("model=text_zeroshot")] = "model=sasrec"
+    text = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    out = text.stdout + text.stderr
+    assert text.returncode == 0 and [n for n in NOISE if n in out] == []
+    assert out.count("GPU available") == 1

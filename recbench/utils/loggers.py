@@ -48,6 +48,7 @@ def wandb_logger(
         offline=offline,
         settings={"silent": True},
     )
+    logger._wandb_init.pop("anonymous", None)  # Lightning passes None; wandb warns it "has no effect"
     if offline:
         log.info(
             "W&B is offline (no API key found). Upload later with: wandb sync %s/wandb/offline-run-*",
