@@ -2,7 +2,7 @@
 
 ``leave_one_out`` is the protocol of SASRec, S3-Rec, P5 and TIGER: per user, in chronological order,
 the last item is the test target, the second-to-last the validation target, and everything before is
-training data. The validation item is never a training target (REPRODUCTION_NOTES trap 5); the test
+training data. The validation item is never a training target (docs/protocol.md, rule 5); the test
 case's history does include it, as in all those papers.
 """
 

@@ -16,7 +16,7 @@ Diagnostics stored beside the headline numbers, for the same decoded lists:
 * ``<split>_tuple_level``: the lenient rule of several reimplementations — a hit when an item at rank r
   shares the target's *semantic* tuple (first ``semantic_levels`` codes; the de-duplication code ignored),
   so every item colliding with the target counts as correct. The gap to the item-level row is the inflation
-  (REPRODUCTION_NOTES trap 2). Only present when the tokenizer has a de-duplication level.
+  (docs/protocol.md, rule 2). Only present when the tokenizer has a de-duplication level.
 
 No sampled-metrics diagnostic (``test_sampled_*``, see :mod:`recbench.data.sampled`): beam search yields
 no score for items outside the decoded list, and scoring the sampled negatives' tuples would cost a
@@ -200,6 +200,6 @@ class GenerativeModule(RankingEvaluation):
 
     def _finish(self, stage: str) -> dict[str, np.ndarray]:
         arrays = super()._finish(stage)
-        if "tuple" in arrays:  # lenient diagnostic, never the headline (REPRODUCTION_NOTES trap 2)
+        if "tuple" in arrays:  # lenient diagnostic, never the headline (docs/protocol.md, rule 2)
             self.results[f"{stage}_tuple_level"] = compute(self.metrics, arrays["tuple"])
         return arrays
