@@ -156,7 +156,8 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> ResultRow:
     return row
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+# An absolute config path: Hydra resolves a relative one against the caller, which `recbench run` is not.
+@hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name="config")
 def main(cfg: DictConfig) -> float:
     # A failed run's folder gets FAILED.json (`leaderboard add` refuses it); a user's error prints as text.
     with user_errors(), marked_on_failure(cfg.paths.output_dir):
