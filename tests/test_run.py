@@ -343,3 +343,19 @@ def test_a_tiny_run_prints_none_of_the_known_noise(tmp_path):
     out = text.stdout + text.stderr
     assert text.returncode == 0 and [n for n in NOISE if n in out] == []
     assert out.count("GPU available") == 1
+
+
+def test_progress_lines_give_the_count_the_total_and_the_time_left(caplog):
+    import logging
+
+    from recbench.utils.progress import Progress, duration
+
+    caplog.set_level(logging.INFO)
+    p = Progress(logging.getLogger("t"), "fit", total=3, unit="epoch", every_seconds=0.0)
+    for _ in range(3):
+        p.update(note="loss 1")
+    lines = [r.getMessage() for r in caplog.records]
+    assert lines[0] == "fit: 3 epochs to go"
+    assert lines[1].startswith("fit: epoch 1/3 (33%), ") and "left · loss 1" in lines[1]
+    assert lines[-1].startswith("fit: epoch 3/3 (100%)") and "done" in lines[-1]
+    assert [duration(s) for s in (5, 600, 9000)] == ["5 s", "10 min", "2.5 h"]

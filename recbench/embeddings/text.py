@@ -15,6 +15,8 @@ import hashlib
 import json
 import logging
 import os
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -99,13 +101,19 @@ def encode_texts(
         log.info("text embeddings from cache %s", path)
         return np.load(path)
     model = load_encoder(encoder, device)
+    started = time.perf_counter()
+    log.info("encoding %d texts with %s (cached afterwards)…", len(texts), encoder)
     emb = model.encode(
         texts,
         batch_size=batch_size,
         normalize_embeddings=normalize,
         convert_to_numpy=True,
-        show_progress_bar=False,
+        show_progress_bar=sys.stderr.isatty() and len(texts) > 10 * batch_size,  # a bar where one is seen
     ).astype(np.float32)
+    seconds = time.perf_counter() - started
+    log.info(
+        "encoded %d texts in %.1f s (%.0f texts/s)", len(texts), seconds, len(texts) / max(seconds, 1e-9)
+    )
     if path is not None:
         with atomic_file(path) as f:
             np.save(f, emb)

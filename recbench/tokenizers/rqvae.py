@@ -27,6 +27,7 @@ from torch import nn
 
 from recbench.tokenizers.rqkmeans import kmeans
 from recbench.tokenizers.semantic import SemanticIdTokenizer
+from recbench.utils.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,7 @@ class RQVAETokenizer(SemanticIdTokenizer):
         opt = torch.optim.Adam(net.parameters(), lr=self.lr)
         gen = torch.Generator().manual_seed(self.seed)
         resets = 0
+        progress = Progress(log, "rqvae fit", total=self.epochs, unit="epoch")
         for epoch in range(self.epochs):
             used = torch.zeros(self.num_levels, size, dtype=torch.bool)
             order = torch.randperm(len(x), generator=gen)
@@ -162,10 +164,7 @@ class RQVAETokenizer(SemanticIdTokenizer):
                             pick = torch.randint(len(residuals[level]), (len(dead),), generator=gen)
                             net.codebooks[level, dead] = residuals[level][pick]
                             resets += len(dead)
-            if epoch % 10 == 0 or epoch == self.epochs - 1:
-                log.info(
-                    "rqvae epoch %d: loss %.5f, used codes %s", epoch, total / len(x), used.sum(1).tolist()
-                )
+            progress.update(note=f"loss {total / len(x):.5f}, used codes {used.sum(1).tolist()}")
         net.eval()
         with torch.no_grad():
             z = net.encoder(x)

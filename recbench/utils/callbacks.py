@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from recbench.utils.progress import duration
+
 log = logging.getLogger(__name__)
 
 
@@ -202,14 +204,6 @@ def _plain(numpy_state: Any) -> tuple[str, list[int], int, int, float]:
     return str(name), [int(k) for k in keys], int(pos), int(has_gauss), float(gauss)
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 2 * 3600:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 class TrainingEstimate(L.Callback):
     """Once per fit, after ``after_steps`` training steps (the first step, which warms up, not counted):
     one log line with the measured seconds per step and the estimated training time per epoch and to
@@ -253,8 +247,8 @@ class TrainingEstimate(L.Callback):
             "validation pass comes on top, early stopping may end sooner)",
             seconds_per_step,
             per_epoch,
-            _duration(per_epoch * seconds_per_step),
-            f", ~{_duration(total)} to {limit}" if total is not None else "",
+            duration(per_epoch * seconds_per_step),
+            f", ~{duration(total)} to {limit}" if total is not None else "",
         )
         on_cpu = type(trainer.accelerator).__name__ == "CPUAccelerator"
         if on_cpu and total is not None and total > self.warn_hours * 3600:
@@ -267,7 +261,7 @@ class TrainingEstimate(L.Callback):
                 "(`trainer=gpu`), a budget (%s fits in %g h; the row then says `stopped: cap`), or a "
                 "smaller model (a smaller `model.net`). Set by callbacks.training_estimate.warn_hours.",
                 limit,
-                _duration(total),
+                duration(total),
                 self.warn_hours,
                 cap,
                 self.warn_hours,
