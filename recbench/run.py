@@ -49,7 +49,7 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> ResultRow:
     from recbench.inputs import RunContext, model_inputs
     from recbench.results.builder import build_row, print_summary, write_predictions
     from recbench.results.schema import write_row
-    from recbench.utils.callbacks import EpochTimer, KeepSelection, RandomState, check_selected
+    from recbench.utils.callbacks import EpochTimer, KeepSelection, RandomState, check_selected, progress_bar
     from recbench.utils.checkpoint_io import SafeCheckpointIO
     from recbench.utils.environment import git_state, reset_peak_memory
     from recbench.utils.quiet import quiet_console
@@ -108,6 +108,8 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> ResultRow:
     # their state of this epoch: a resume then selects the same best epoch as an unbroken run.
     callbacks.sort(key=lambda c: isinstance(c, ModelCheckpoint) and c.monitor is None)
     callbacks += [timer, RandomState(), KeepSelection()]
+    if cfg.trainer.get("enable_progress_bar", True):
+        callbacks.append(progress_bar())  # Lightning's, counting epochs from 1 like every other line
     logger = instantiate(cfg.logger) if cfg.logger else False
     trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=logger, plugins=[SafeCheckpointIO()])
 

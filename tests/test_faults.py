@@ -103,8 +103,8 @@ def test_checkpoint_on_a_full_disk_leaves_no_file_and_says_which(tmp_path, disk_
 
 def test_a_run_whose_disk_fills_at_the_best_checkpoint_leaves_no_checkpoint(tmp_path, disk_fills):
     """Through the Trainer: the first checkpoint written is epoch 1's best; the run fails with ENOSPC
-    naming it, and the checkpoint folder holds no file (no truncated best-epoch000.ckpt, no temp file)."""
-    with pytest.raises(OSError, match=r"No space left on device: .*best-epoch000\.ckpt") as e:
+    naming it, and the checkpoint folder holds no file (no truncated best-epoch001.ckpt, no temp file)."""
+    with pytest.raises(OSError, match=r"No space left on device: .*best-epoch001\.ckpt") as e:
         fast_run(tmp_path)
     assert e.value.errno == errno.ENOSPC
     assert listing(tmp_path / "checkpoints") == []
@@ -187,7 +187,7 @@ def test_a_run_writes_its_files_with_the_umask_mode(tmp_path, umask):
         "result.json",
         "predictions.parquet",
         "checkpoints/last.ckpt",
-        "checkpoints/best-epoch000.ckpt",
+        "checkpoints/best-epoch001.ckpt",
     ):
         assert mode(tmp_path / name) == 0o644, name
 

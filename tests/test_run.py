@@ -261,10 +261,10 @@ def test_last_checkpoint_saves_the_selection_of_its_own_epoch_and_rows_never_mix
     ckpts = tmp_path / "checkpoints"
     states = torch.load(ckpts / "last.ckpt", weights_only=False)["callbacks"]
     (selecting,) = [s for k, s in states.items() if k.startswith("ModelCheckpoint{'monitor': 'val/ndcg@10'")]
-    assert selecting["best_model_path"] == str(ckpts / "best-epoch000.ckpt")
-    check_selected(str(ckpts / "best-epoch000.ckpt"), 1)
+    assert selecting["best_model_path"] == str(ckpts / "best-epoch001.ckpt")
+    check_selected(str(ckpts / "best-epoch001.ckpt"), 1)
     with pytest.raises(RuntimeError, match="holds epoch 1, but validation selected epoch 2"):
-        check_selected(str(ckpts / "best-epoch000.ckpt"), 2)
+        check_selected(str(ckpts / "best-epoch001.ckpt"), 2)
     with pytest.raises(FileNotFoundError, match="is gone"):
         check_selected(str(tmp_path / "nothing.ckpt"), 1)
 
@@ -279,7 +279,7 @@ def test_resume_into_a_new_folder_keeps_the_selection(tmp_path):
     fixed = ("trainer.max_epochs=3", "callbacks.early_stopping.patience=10", "model.optimizer.lr=0")
     whole = fast_run(tmp_path / "whole", *fixed)
     ckpts = tmp_path / "whole" / "checkpoints"
-    assert sorted(p.name for p in ckpts.iterdir()) == ["best-epoch000.ckpt", "last.ckpt"]
+    assert sorted(p.name for p in ckpts.iterdir()) == ["best-epoch001.ckpt", "last.ckpt"]
     assert torch.load(ckpts / "last.ckpt", weights_only=False)["epoch"] == 2
     assert whole.cost.epochs_trained == 3
     fast_run(tmp_path / "cut", *fixed[1:], "trainer.max_epochs=2")
@@ -359,3 +359,26 @@ def test_progress_lines_give_the_count_the_total_and_the_time_left(caplog):
     assert lines[1].startswith("fit: epoch 1/3 (33%), ") and "left · loss 1" in lines[1]
     assert lines[-1].startswith("fit: epoch 3/3 (100%)") and "done" in lines[-1]
     assert [duration(s) for s in (5, 600, 9000)] == ["5 s", "10 min", "2.5 h"]
+
+
+def test_epochs_count_from_one_in_the_bar_and_the_checkpoint_names(tmp_path):
+    from types import SimpleNamespace
+
+    import torch
+    from omegaconf import open_dict
+
+    from recbench.results.builder import config_hashes
+    from recbench.utils.callbacks import EpochCheckpoint, progress_bar
+
+    bar = progress_bar()
+    bar._trainer = SimpleNamespace(max_epochs=200)
+    assert bar._get_train_description(0).strip() == "Epoch 1/200"
+    name = EpochCheckpoint(filename="best-epoch{epoch:03d}", auto_insert_metric_name=False)
+    assert name.format_checkpoint_name({"epoch": torch.tensor(0)}) == "best-epoch001.ckpt"
+    assert name.state_key.startswith("ModelCheckpoint{")  # older checkpoints resume into it
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=["data=synthetic", f"paths.output_dir={tmp_path}"])
+    before = config_hashes(cfg)
+    with open_dict(cfg):
+        cfg.callbacks.model_checkpoint._target_ = "lightning.pytorch.callbacks.ModelCheckpoint"
+    assert config_hashes(cfg) == before  # rows made with Lightning's class keep their setting hash

@@ -61,6 +61,8 @@ NEUTRAL_WHEN: dict[str, object] = {
 HASHED_AS: dict[str, object] = {
     # last.ckpt moved to callbacks.last_checkpoint (written every epoch), 2026-11-23 (session 5)
     "callbacks.model_checkpoint.save_last": True,
+    # the same checkpoints, named from epoch 1, 2026-12-02 (session 8)
+    "callbacks.model_checkpoint._target_": "lightning.pytorch.callbacks.ModelCheckpoint",
 }
 
 

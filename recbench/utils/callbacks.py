@@ -266,3 +266,43 @@ class TrainingEstimate(L.Callback):
                 cap,
                 self.warn_hours,
             )
+
+
+class EpochCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint whose file names count epochs from 1, as the logs, the progress bar and the row
+    do: ``best-epoch001.ckpt`` holds epoch 1 (the checkpoint's own ``epoch`` field stays Lightning's)."""
+
+    def format_checkpoint_name(
+        self,
+        metrics: dict[str, torch.Tensor],
+        filename: str | None = None,
+        ver: int | None = None,
+        prefix: str | None = None,
+    ) -> str:
+        if "epoch" in metrics:
+            metrics = {**metrics, "epoch": metrics["epoch"] + 1}
+        return super().format_checkpoint_name(metrics, filename, ver, prefix)
+
+    @property
+    def state_key(self) -> str:  # ModelCheckpoint's: checkpoints written before this class still resume
+        return super().state_key.replace(type(self).__qualname__, "ModelCheckpoint", 1)
+
+
+def progress_bar() -> L.Callback:
+    """Lightning's progress bar (rich where installed), counting epochs from 1: ``Epoch 1/200``."""
+    from lightning.pytorch.callbacks import RichProgressBar, TQDMProgressBar
+    from lightning.pytorch.utilities.imports import _RICH_AVAILABLE
+
+    class RichEpochs(RichProgressBar):
+        def _get_train_description(self, current_epoch: int) -> str:
+            text = f"Epoch {current_epoch + 1}" + (
+                f"/{self.trainer.max_epochs}" if self.trainer.max_epochs is not None else "")  # fmt: skip
+            return f"{text:{len(self.validation_description)}}"
+
+    class TQDMEpochs(TQDMProgressBar):
+        def on_train_epoch_start(self, trainer: L.Trainer, *args: Any) -> None:
+            super().on_train_epoch_start(trainer, *args)
+            total = f"/{trainer.max_epochs}" if trainer.max_epochs is not None else ""
+            self.train_progress_bar.set_description(f"Epoch {trainer.current_epoch + 1}{total}")
+
+    return RichEpochs() if _RICH_AVAILABLE else TQDMEpochs()
