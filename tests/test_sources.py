@@ -299,3 +299,18 @@ def test_amazon_2023_fetches_pinned_files_from_the_hub(monkeypatch):
         "abc123",
     )
     assert calls[-1][1] == "raw/meta_categories/meta_Toys_and_Games.jsonl"
+
+
+def test_missing_benchmark_files_name_the_one_command_that_fetches_them(tmp_path):
+    from recbench.data.amazon import P5SequenceSource
+    from recbench.data.movielens import MovieLensSequenceSource
+    from recbench.errors import MissingDataError
+
+    p5 = P5SequenceSource(str(tmp_path / "amazon_toys"), "raw/user_sequence.txt.gz")
+    with pytest.raises(MissingDataError) as e:
+        p5.files()
+    assert "raw/user_sequence.txt.gz" in str(e.value)
+    assert "python -m recbench.run data=amazon_toys_raw allow_unverified=true" in str(e.value)
+    ml = MovieLensSequenceSource(str(tmp_path / "movielens_1m"), "raw/seq.txt.gz")
+    with pytest.raises(MissingDataError, match=r"python -m recbench\.run data=ml_1m_raw"):
+        ml.files()

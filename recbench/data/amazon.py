@@ -43,7 +43,10 @@ class P5SequenceSource:
 
     HOWTO = (
         "These are the P5/OpenP5 preprocessed files of the Amazon 2014 5-core data "
-        "(data/<Category>/user_sequence.txt in the OpenP5 repository)."
+        "(data/<Category>/user_sequence.txt in the OpenP5 repository). With internet, the official 2014 "
+        "5-core files give the same sequences and are fetched into that folder by one command: "
+        "python -m recbench.run data={name}_raw allow_unverified=true (SNAP publishes no checksums; "
+        "the row records the files' sha256)."
     )
 
     def __init__(
@@ -62,7 +65,9 @@ class P5SequenceSource:
             files["item_text"] = self.item_text_file
         missing = [p for p in files.values() if not p.is_file()]
         if missing:
-            raise missing_files_error(self.root.name, self.root, missing, self.HOWTO)
+            raise missing_files_error(
+                self.root.name, self.root, missing, self.HOWTO.format(name=self.root.name)
+            )
         return files
 
     def read(self, name: str) -> SequenceDataset:

@@ -176,8 +176,9 @@ class MovieLensSequenceSource:
     the SASRec/BERT4Rec preprocessed form) + ``movies.dat`` for titles and genres. No timestamps."""
 
     HOWTO = (
-        "This is ML-1M as ordered per-user sequences (one line per user, original ids); the official "
-        "ratings.dat gives the same data through data=ml_1m_raw."
+        "This is ML-1M as ordered per-user sequences (one line per user, original ids). With internet, the "
+        "official GroupLens zip gives the same data and is fetched (checksum-verified) by one command: "
+        "python -m recbench.run data=ml_1m_raw"
     )
 
     def __init__(self, root: str, sequence_file: str, movies_file: str | None = None) -> None:
