@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import textwrap
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -169,9 +170,40 @@ def main(cfg: DictConfig) -> float:
     return row.metrics["val"][cfg.monitor.removeprefix("val/")]  # what sweepers optimise: validation only
 
 
+HELP = """usage: python -m recbench.run [group=option …] [key=value …] [-m]      (or: recbench run …)
+
+Trains and evaluates one model on one dataset and writes one result row; -m runs a sweep
+(seed=0,1,2, model.net.l2=200,500 …) and prints a summary table at the end.
+
+Config groups (group=option; `python -m recbench.list <kind>` says what each option is):
+{groups}
+
+Keys: any key of the composed config, e.g. trainer.max_epochs=50 seed=1 model.optimizer.lr=0.0005
+  show the composed config:  python -m recbench.run --cfg job [overrides]
+  Hydra's own help:          python -m recbench.run --hydra-help
+"""
+
+
+def usage() -> str:
+    """The --help text, from the config folders (Hydra's own --help takes seconds to list them)."""
+    groups = sorted(p for p in CONF_DIR.iterdir() if p.is_dir() and p.name != "hydra")
+    lines = []
+    for group in groups:
+        options = ", ".join(sorted(f.stem for f in group.glob("*.yaml")))
+        lines.append(
+            textwrap.fill(
+                options, 108, initial_indent=f"  {group.name + ':':<16} ", subsequent_indent=" " * 19
+            )
+        )
+    return HELP.format(groups="\n".join(lines))
+
+
 def cli() -> None:
     """``python -m recbench.run …``: an unknown key or a value of the wrong kind on the command line is
     refused before Hydra composes it (with the closest keys that exist), then Hydra runs :func:`main`."""
+    if any(a in ("-h", "--help") for a in sys.argv[1:]):
+        print(usage())
+        return
     with user_errors():
         check_command_line(sys.argv[1:], CONF_DIR)
     main()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -45,3 +46,28 @@ def test_recbench_run_finds_the_configs_from_outside_run_py(tmp_path):
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert (tmp_path / "run" / "result.json").is_file()
+
+
+def test_commands_that_answer_at_once_load_no_torch():
+    """--help, config errors and listings must not pay for torch and Lightning (~10 s on 2 cores)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, recbench.run, recbench.leaderboard.__main__, recbench.list, recbench.cli; "
+        "print(sorted(m for m in ('torch', 'lightning', 'scipy', 'pandas') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stderr[-2000:]
+
+
+def test_run_help_lists_every_group_and_option_without_hydra():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "recbench.run", "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("usage: python -m recbench.run")
+    for group in ("model", "data", "loss", "experiment", "trainer"):
+        options = sorted(p.stem for p in (Path(CONF_DIR) / group).glob("*.yaml"))
+        section = re.split(r"\n(?:  )?\S", out.stdout.split(f"\n  {group}:", 1)[1], maxsplit=1)[0]
+        assert [o.strip() for o in " ".join(section.split()).split(",")] == options

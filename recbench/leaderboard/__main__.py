@@ -7,8 +7,6 @@ import sys
 from pathlib import Path
 
 from recbench.errors import RecbenchError
-from recbench.leaderboard.build import add, build
-from recbench.leaderboard.verify import verify
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     p_verify.add_argument("row", type=Path, help="a result row (.json)")
     p_verify.add_argument("--tolerance", type=float, default=0.0, help="largest accepted |difference|")
     args = parser.parse_args(argv)
+    from recbench.leaderboard.build import add, build  # after parsing: --help answers at once
+    from recbench.leaderboard.verify import verify
+
     try:
         if args.cmd == "add":
             for p in add(

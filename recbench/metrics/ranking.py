@@ -18,13 +18,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 
 def target_ranks(scores: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """1-based rank of ``targets`` (B,) in ``scores`` (B, N); ties count against the target."""
+    import torch  # here, not at import: the leaderboard reads metrics without loading torch
+
     if torch.isnan(scores).any():
         raise ValueError("scores contain NaN: ranks would be meaningless")
     target_scores = scores.gather(1, targets.view(-1, 1))  # (B, 1)
@@ -36,6 +41,8 @@ def sampled_ranks(scores: torch.Tensor, targets: torch.Tensor, negatives: torch.
     indices into ``scores`` (B, I); ``-1`` is padding and never counts): 1 + the number of negatives
     scoring at least as high as the target (ties against the target, as :func:`target_ranks`). Gathers
     only the (B, n) scores it needs."""
+    import torch
+
     if torch.isnan(scores).any():
         raise ValueError("scores contain NaN: ranks would be meaningless")
     valid = negatives >= 0

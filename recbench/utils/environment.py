@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import psutil
-import torch
 
 PACKAGES = ("recbench", "torch", "lightning", "hydra-core", "numpy", "pandas", "pyarrow", "wandb")
 
@@ -39,6 +38,8 @@ def cpu_name() -> str:
 
 
 def hardware() -> dict[str, object]:
+    import torch
+
     return {
         "cpu": cpu_name(),
         "cpu_count": psutil.cpu_count(logical=True) or 0,
