@@ -51,8 +51,9 @@ repro-cf:  ## the CF baselines on DATA, rows added to the leaderboard (hours on 
 	$(PYTHON) -m recbench.leaderboard add --select-on-validation $(CF_OUT)/directau
 	$(PYTHON) -m recbench.leaderboard build
 
-leaderboard:
+leaderboard:  ## regenerate the boards; with Chromium, check the page at 1400 and 390 px (screenshots in outputs/page)
 	$(PYTHON) -m recbench.leaderboard build
+	@if command -v chromium >/dev/null 2>&1; then $(PYTHON) -m recbench.leaderboard.page_check; fi
 
 bench:  ## speed on Beauty: SASRec dense and prefix regime, every sequential model beside RecBole, then the CF family (s/epoch or fit s, eval s, peak memory)
 	$(PYTHON) scripts/bench_sasrec.py

@@ -116,8 +116,10 @@ def test_resumed_rows_show_and_rerun_their_from_scratch_command(run_dir, tmp_pat
 
 
 def test_html_renders_in_headless_chromium(run_dir, tmp_path):
-    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
-    if chromium is None:
+    from recbench.leaderboard.page_check import chromium
+
+    browser = chromium()
+    if browser is None:
         pytest.skip("chromium not installed (CI installs Debian's chromium package)")
     root = tmp_path / "lb"
     add(
@@ -142,7 +144,7 @@ def test_html_renders_in_headless_chromium(run_dir, tmp_path):
     )
     out = subprocess.run(
         [
-            chromium,
+            browser,
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
@@ -159,10 +161,45 @@ def test_html_renders_in_headless_chromium(run_dir, tmp_path):
         timeout=120,
     )
     dom = out.stdout
-    # 2 settings x 3 tables: history not masked, masked, and the sampled metrics (fast runs write them)
-    assert 'data-rows="6"' in dom, out.stderr[-2000:]
+    # 2 settings x 5 sortable tables: headline and every-metric tables, each masked and not, and the
+    # sampled metrics (fast runs write them)
+    assert 'data-rows="10"' in dom, out.stderr[-2000:]
     assert "Sampled metrics (diagnostic)" in dom and ">uniform100<" in dom
     assert "sorted-asc" in dom and "<svg" in dom and ">good<" in dom and ">worse<" in dom
+    assert "<nav>" in dom and 'data-family="ID"' in dom and 'class="legend"' in dom
+
+
+def test_the_page_fits_a_desktop_and_a_phone_and_no_plot_labels_overlap(run_dir, tmp_path):
+    """At 1400 and 390 px wide: no visible table wider than its container, the page never scrolls
+    sideways, no two point labels of a plot overlap; screenshots of both widths are written."""
+    from recbench.leaderboard.page_check import WIDTHS, check_page, chromium
+
+    if chromium() is None:
+        pytest.skip("chromium not installed (CI installs Debian's chromium package)")
+    root = tmp_path / "lb"
+    runs = [fake_run(run_dir, tmp_path / str(i), 0, f"model-with-a-long-name-{i}", shift=i) for i in range(6)]
+    add(runs, root)
+    (root / "references.yaml").write_text(
+        "synthetic:\n  - model: A published baseline with a long description of where it comes from\n"
+        "    source: Someone et al., a venue, Table 1\n    metrics: {recall@10: 0.1, ndcg@10: 0.05}\n"
+    )
+    build(root)
+    problems = check_page(root / "index.html", tmp_path / "shots")
+    assert problems == {w: [] for w in WIDTHS}
+    assert all((tmp_path / "shots" / f"index_{w}.png").stat().st_size > 10_000 for w in WIDTHS)
+
+
+def test_plot_labels_never_overlap_even_for_coinciding_points():
+    from recbench.leaderboard.html import _overlap, place_labels
+
+    points = [(100.0, 100.0)] * 6 + [(104.0, 102.0), (300.0, 50.0)]
+    placed = place_labels(points, 680, 340)
+    boxes = []
+    for i, (x, y, anchor) in enumerate(placed):
+        w = 7.0 * len(str(i + 1)) + 2
+        left = x if anchor == "start" else x - w if anchor == "end" else x - w / 2
+        boxes.append((left, y - 10, left + w, y + 2))
+    assert not any(_overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
 
 
 def test_verify_reproduces_a_cpu_row_exactly(run_dir, capsys):

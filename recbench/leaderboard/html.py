@@ -1,6 +1,10 @@
-"""One self-contained HTML leaderboard page: sortable tables and a quality-vs-cost plot per dataset.
+"""One self-contained HTML leaderboard page (no external assets: works offline and from a file:// URL).
 
-No external assets (works offline and from a file:// URL); the plot is inline SVG drawn here.
+A navigation bar per dataset and protocol; per dataset, the headline metrics first (published reference
+numbers inline, marked), every other metric, cost and provenance on demand (``<details>``); a model
+family column and a family filter; a quality-against-cost plot whose points are numbered, placed so that
+no two labels overlap, and explained by a legend (rows that train nothing get their own lane). Tables
+sort by a click on a header. Narrow screens keep the model and the two headline metrics.
 """
 
 from __future__ import annotations
@@ -16,27 +20,57 @@ from recbench.leaderboard.build import (
     agreement_table,
     columns,
     describe,
-    reference_table,
+    fmt_p,
+    mean_std,
     sampled_section,
     sampled_table,
     search_describe,
     search_table,
     short,
     table,
+    test_history,
 )
 
+HEADLINE = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
+FAMILIES = {  # model name -> family shown and filtered on
+    **dict.fromkeys(["pop", "gru4rec", "caser", "sasrec", "bert4rec", "hstu"], "ID"),
+    **dict.fromkeys(["itemknn", "ease", "bprmf", "lightgcn", "simgcl", "multvae", "buir", "directau"], "CF"),
+    "tiger": "generative",
+    "text_zeroshot": "text",
+    **dict.fromkeys(["bm25", "dense", "hybrid"], "search"),
+}
+COLORS = {"ID": "#3366cc", "CF": "#dc3912", "generative": "#ff9900", "text": "#109618", "search": "#990099",
+          "published": "#777777", "other": "#444444"}  # fmt: skip
+
 CSS = """
-body{font-family:system-ui,sans-serif;margin:2rem;max-width:1400px;color:#222}
-table{border-collapse:collapse;margin:0.5rem 0 1.5rem;font-size:0.85rem}
-th,td{border:1px solid #ccc;padding:0.25rem 0.5rem;text-align:right}
-th{background:#f3f3f3;cursor:pointer;user-select:none}
-td:first-child,th:first-child{text-align:left}
+body{font-family:system-ui,sans-serif;margin:0;color:#222;background:#fff}
+nav{position:sticky;top:0;z-index:2;background:#1f2937;padding:0.5rem 1rem;display:flex;flex-wrap:wrap;
+  gap:0.25rem 1rem;align-items:center}
+nav a{color:#f3f4f6;text-decoration:none;font-size:0.9rem;white-space:nowrap}
+nav strong{color:#fff;margin-right:0.5rem}
+main{padding:0 1rem 2rem;max-width:1400px;margin:0 auto}
+.filters{margin:1rem 0;font-size:0.9rem;display:flex;flex-wrap:wrap;gap:0.25rem 1rem}
+.filters label{white-space:nowrap}
+.swatch{display:inline-block;width:0.7rem;height:0.7rem;border-radius:50%;margin-right:0.25rem}
+section{border-top:1px solid #ddd;padding-top:0.5rem;scroll-margin-top:3rem}
+table{border-collapse:collapse;margin:0.5rem 0 1rem;font-size:0.85rem}
+th,td{border:1px solid #ddd;padding:0.2rem 0.45rem;text-align:right;white-space:nowrap;vertical-align:top}
+th{background:#f3f4f6;cursor:pointer;user-select:none}
+td:first-child,th:first-child{text-align:left;white-space:normal;overflow-wrap:anywhere;min-width:8rem;
+  max-width:24rem}
+td .s{display:block;font-size:0.75em;color:#666}
+tr.ref td{font-style:italic;color:#555;background:#fafafa}
 th.sorted-asc::after{content:" ▲"} th.sorted-desc::after{content:" ▼"}
-.note{color:#555;font-size:0.85rem;max-width:900px}
-svg text{font-size:11px}
+.note{color:#555;font-size:0.85rem;max-width:60rem}
+details{margin:0.25rem 0 1rem} summary{cursor:pointer;font-weight:600;font-size:0.9rem}
+.scroll{overflow-x:auto;max-width:100%}
+figure{margin:0.5rem 0 1rem;max-width:720px} svg{width:100%;height:auto} svg text{font-size:11px}
+ol.legend{font-size:0.8rem;columns:2 16rem;margin:0.25rem 0;padding-left:1.5rem}
+@media (max-width:700px){.wide{display:none} main{padding:0 0.5rem 1rem} table{font-size:0.8rem}
+  td:first-child,th:first-child{min-width:7rem;max-width:45vw}}
 """
 
-# Click a header to sort by that column (numbers by value, "0.0412 ± 0.0010" by its mean).
+# Sort by a header click (numbers by value, "0.0412 ± 0.0010" by its mean); hide rows of unticked families.
 JS = """
 function cellValue(td){
   const t=td.textContent.trim();const n=parseFloat(t.replace(/,/g,''));return isNaN(n)?t:n;
@@ -54,108 +88,277 @@ document.querySelectorAll('table.sortable').forEach(function(table){
     });
   });
 });
+document.querySelectorAll('.filters input').forEach(function(box){
+  box.addEventListener('change',function(){
+    document.querySelectorAll('[data-family="'+box.value+'"]').forEach(function(el){
+      el.style.display=box.checked?'':'none';
+    });
+  });
+});
 """
 
 
-def html_table(header: list[str], body: list[list[str]], css_class: str = "sortable") -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>" for cells in body)
-    return f'<table class="{css_class}"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+def family(model_name: str) -> str:
+    return FAMILIES.get(model_name, "other")
 
 
-def scatter(groups: list[Group], width: int = 560, height: int = 320) -> str:
-    """Test PRIMARY (history not masked) against training seconds to the selected epoch (log scale)."""
-    points = [
-        (g.label, sum(r.cost.train_seconds_to_best for r in g.rows) / len(g.rows), g.mean(PRIMARY))
-        for g in groups
-        if math.isfinite(g.mean(PRIMARY))
-    ]
+def cell(text: str) -> str:
+    """A table cell; "mean ± std" as the mean with the std on a second, smaller line."""
+    if " ± " in text:
+        mean, std = text.split(" ± ", 1)
+        return f'<td>{html.escape(mean)}<span class="s">± {html.escape(std)}</span></td>'
+    return f"<td>{html.escape(text)}</td>"
+
+
+def html_table(
+    header: list[str],
+    body: list[list[str]],
+    css_class: str = "sortable",
+    families: list[str] | None = None,
+    wide: set[int] | None = None,
+    refs: set[int] | None = None,
+) -> str:
+    """``families``: one per body row (``data-family``, for the filter); ``wide``: column indices hidden on
+    narrow screens; ``refs``: body rows that are published numbers, not recbench rows."""
+    wide, refs = wide or set(), refs or set()
+
+    def klass(i: int) -> str:
+        return ' class="wide"' if i in wide else ""
+
+    head = "".join(f"<th{klass(i)}>{html.escape(h)}</th>" for i, h in enumerate(header))
+    rows = []
+    for n, cells in enumerate(body):
+        attrs = f' data-family="{html.escape(families[n])}"' if families else ""
+        attrs += ' class="ref"' if n in refs else ""
+        tds = "".join(cell(c).replace("<td>", f"<td{klass(i)}>", 1) for i, c in enumerate(cells))
+        rows.append(f"<tr{attrs}>{tds}</tr>")
+    return f'<table class="{css_class}"><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def headline_table(groups: list[Group], references: list[dict[str, Any]], masked: bool) -> str:
+    """Model, family, seeds, test history, the headline metrics and p; published numbers inline."""
+    cols = [c for c in HEADLINE if any(c in m for g in groups for m in g.metrics(masked))]
+    header = ["model", "family", "seeds", "test history", *[short(c) for c in cols], f"p ({short(PRIMARY)})"]
+    body, families = [], []
+    for g in groups:
+        ms = g.metrics(masked)
+        cells = [g.label, family(g.rows[0].model.name), str(len(g.rows)), test_history(g.rows)]
+        cells += [mean_std([m[c] for m in ms if c in m]) for c in cols]
+        cells.append("best" if masked not in g.p_value else fmt_p(g.p_value[masked]))
+        body.append(cells)
+        families.append(cells[1])
+    refs = set()
+    for ref in references:
+        if "mask_history" in ref and bool(ref["mask_history"]) != masked:
+            continue
+        stated = ("history masked" if masked else "history not masked") if "mask_history" in ref else (
+            "masking not stated")  # fmt: skip
+        m = ref.get("metrics", {})
+        refs.add(len(body))
+        body.append([f"{ref['model']} — {ref['source']}", "published", "–", stated,
+                     *[f"{m[c]:.4f}" if c in m else "–" for c in cols], "–"])  # fmt: skip
+        families.append("published")
+    wide = {1, 2, 3, *(4 + i for i, c in enumerate(cols) if c.endswith("@20")), len(header) - 1}
+    return html_table(header, body, families=families, wide=wide, refs=refs)
+
+
+def place_labels(
+    points: list[tuple[float, float]], width: float, height: float
+) -> list[tuple[float, float, str]]:
+    """For each point, where its number goes (x, y, text-anchor): the first of a few spots around it whose
+    box overlaps no label placed before and no point, inside the plot; else a spot further out."""
+    boxes: list[tuple[float, float, float, float]] = [(x - 5, y - 5, x + 5, y + 5) for x, y in points]
+    spots = [(7, -5, "start"), (7, 12, "start"), (-7, -5, "end"), (-7, 12, "end"), (0, -9, "middle"),
+             (0, 19, "middle"), (14, 3, "start"), (-14, 3, "end")]  # fmt: skip
+    placed = []
+    for i, (x, y) in enumerate(points):
+        w = 7.0 * len(str(i + 1)) + 2
+        choice = None
+        for ring in range(4):
+            for dx, dy, anchor in spots:
+                tx, ty = x + dx * (1 + ring), y + dy * (1 + ring * 0.8)
+                left = tx if anchor == "start" else tx - w if anchor == "end" else tx - w / 2
+                box = (left, ty - 10, left + w, ty + 2)
+                inside = box[0] >= 0 and box[2] <= width and box[1] >= 0 and box[3] <= height
+                if inside and not any(_overlap(box, b) for b in boxes):
+                    choice = (tx, ty, anchor, box)
+                    break
+            if choice:
+                break
+        if choice is None:  # crowded: on the point itself, drawn last
+            choice = (x, y + 4, "middle", (x - w / 2, y - 6, x + w / 2, y + 4))
+        boxes.append(choice[3])
+        placed.append(choice[:3])
+    return placed
+
+
+def _overlap(a: tuple[float, float, float, float], b: tuple[float, float, float, float]) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def scatter(points: list[tuple[str, str, float, float]], x_label: str, y_label: str) -> str:
+    """``points``: (name, family, cost seconds, quality). Log cost axis; cost 0 (nothing trained or timed)
+    goes to its own lane at the left. Numbered points and a legend."""
+    points = [p for p in points if math.isfinite(p[3])]
     if not points:
         return ""
-    pad = 50
-    xs = [math.log10(max(p[1], 1e-3)) for p in points]
-    ys = [p[2] for p in points]
-    x0, x1 = min(xs) - 0.3, max(xs) + 0.3
-    y0, y1 = 0.0, max(ys) * 1.2 or 1.0
+    points.sort(key=lambda p: (-p[3], p[0]))
+    width, height, left, right, top, bottom = 680, 340, 72, 20, 16, 46
+    lane = 48  # the "no training" lane
+    timed = [math.log10(p[2]) for p in points if p[2] > 0]
+    x0, x1 = (min(timed) - 0.2, max(timed) + 0.2) if timed else (0.0, 1.0)
+    if x1 - x0 < 1:
+        x0, x1 = x0 - 0.5, x1 + 0.5
+    y1 = max(p[3] for p in points) * 1.15 or 1.0
+    plot_left = left + (lane if any(p[2] <= 0 for p in points) else 0)
 
-    def px(x: float) -> float:
-        return pad + (x - x0) / (x1 - x0) * (width - 2 * pad)
+    def px(seconds: float) -> float:
+        if seconds <= 0:
+            return left + lane / 2
+        return plot_left + (math.log10(seconds) - x0) / (x1 - x0) * (width - right - plot_left)
 
     def py(y: float) -> float:
-        return height - pad - (y - y0) / (y1 - y0) * (height - 2 * pad)
+        return height - bottom - y / y1 * (height - top - bottom)
 
+    xy = [(px(p[2]), py(p[3])) for p in points]
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img" '
-        f'aria-label="test {PRIMARY} against training seconds">',
-        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" stroke="#444"/>',
-        f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#444"/>',
-        f'<text x="{width / 2}" y="{height - 12}" text-anchor="middle">training seconds to the selected '
-        "epoch (log scale)</text>",
-        f'<text x="14" y="{height / 2}" transform="rotate(-90 14 {height / 2})" text-anchor="middle">'
-        f"test {html.escape(PRIMARY)}</text>",
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="{html.escape(y_label)} against {html.escape(x_label)}">',
+        f'<line x1="{left}" y1="{height - bottom}" x2="{width - right}" y2="{height - bottom}" '
+        'stroke="#444"/>',
+        f'<line x1="{left}" y1="{top}" x2="{left}" y2="{height - bottom}" stroke="#444"/>',
+        f'<text x="{(plot_left + width - right) / 2:.0f}" y="{height - 8}" text-anchor="middle">'
+        f"{html.escape(x_label)}</text>",
+        f'<text x="14" y="{(top + height - bottom) / 2:.0f}" transform="rotate(-90 14 '
+        f'{(top + height - bottom) / 2:.0f})" text-anchor="middle">{html.escape(y_label)}</text>',
     ]
-    for tick in range(math.ceil(x0), math.floor(x1) + 1):
+    if plot_left > left:
+        parts.append(f'<line x1="{plot_left - 4}" y1="{top}" x2="{plot_left - 4}" y2="{height - bottom}" '
+                     'stroke="#bbb" stroke-dasharray="3,3"/>')  # fmt: skip
         parts.append(
-            f'<text x="{px(tick):.1f}" y="{height - pad + 15}" text-anchor="middle">{10**tick:g}</text>'
+            f'<text x="{left + lane / 2}" y="{height - bottom + 15}" text-anchor="middle">none</text>'
         )
+    for tick in range(math.ceil(x0), math.floor(x1) + 1):
+        parts.append(f'<text x="{px(10.0**tick):.1f}" y="{height - bottom + 15}" text-anchor="middle">'
+                     f"{10**tick:g}</text>")  # fmt: skip
     for i in range(5):
-        y = y0 + (y1 - y0) * i / 4
-        parts.append(f'<text x="{pad - 5}" y="{py(y) + 4:.1f}" text-anchor="end">{y:.3f}</text>')
-    for (label, _, y), x in zip(points, xs, strict=True):
-        parts.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="5" fill="#3366cc"/>')
-        parts.append(f'<text x="{px(x) + 8:.1f}" y="{py(y) - 6:.1f}">{html.escape(label)}</text>')
+        y = y1 * i / 4
+        parts.append(f'<text x="{left - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{y:.3f}</text>')
+    for (name, fam, _, _), (x, y) in zip(points, xy, strict=True):
+        color = COLORS.get(fam, COLORS["other"])
+        parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4.5" fill="{color}" data-family="{fam}">'
+                     f"<title>{html.escape(name)}</title></circle>")  # fmt: skip
+    for i, (tx, ty, anchor) in enumerate(place_labels(xy, width, height)):
+        parts.append(f'<text class="label" x="{tx:.1f}" y="{ty:.1f}" text-anchor="{anchor}">{i + 1}</text>')
     parts.append("</svg>")
-    return "".join(parts)
+    legend = "".join(
+        f'<li data-family="{fam}"><span class="swatch" style="background:{COLORS.get(fam, COLORS["other"])}">'
+        f"</span>{html.escape(name)} ({value:.4f})</li>"
+        for name, fam, _, value in points
+    )
+    return f'<figure>{"".join(parts)}<ol class="legend">{legend}</ol></figure>'
+
+
+def section_nav(pages: list[tuple[str, str, list[Group], list[dict[str, Any]]]]) -> str:
+    links = "".join(
+        f'<a href="#{html.escape(b)}-{html.escape(d)}">{html.escape(d)}'
+        f"{'' if b == 'seqrec-loo-full' else f' ({html.escape(b)})'}</a>"
+        for b, d, _, _ in pages
+    )
+    return f"<nav><strong>recbench leaderboards</strong>{links}</nav>"
+
+
+def family_filter(pages: list[tuple[str, str, list[Group], list[dict[str, Any]]]]) -> str:
+    present = {family(r.model.name) for _, _, groups, _ in pages for g in groups for r in g.rows}
+    if any(refs for *_, refs in pages):
+        present.add("published")
+    boxes = "".join(
+        f'<label><input type="checkbox" value="{f}" checked><span class="swatch" '
+        f'style="background:{COLORS[f]}"></span>{f}</label>'
+        for f in COLORS
+        if f in present
+    )
+    return f'<div class="filters"><span>Model family:</span>{boxes}</div>'
+
+
+def next_item_section(
+    benchmark: str, dataset: str, groups: list[Group], references: list[dict[str, Any]]
+) -> str:
+    cols = columns([r for g in groups for r in g.rows])
+    points = [
+        (g.label, family(g.rows[0].model.name),
+         sum(r.cost.train_seconds_to_best for r in g.rows) / len(g.rows), g.mean(PRIMARY))
+        for g in groups
+    ]  # fmt: skip
+    parts = [
+        f'<section id="{html.escape(benchmark)}-{html.escape(dataset)}">',
+        f"<h2>{html.escape(dataset)} <small>({html.escape(benchmark)})</small></h2>",
+        f'<p class="note">{html.escape(describe(groups[0].rows[0]))}</p>',
+        "<h3>History not masked (headline protocol)</h3>",
+        headline_table(groups, references, masked=False),
+        "<details><summary>History items masked from the ranking</summary>",
+        headline_table(groups, references, masked=True),
+        "</details>",
+        "<details><summary>Every metric, cost and provenance (history not masked)</summary>",
+        f'<div class="scroll">{html_table(*table(groups, cols, masked=False))}</div>',
+        "</details>",
+        "<details><summary>Every metric, cost and provenance (history masked)</summary>",
+        f'<div class="scroll">{html_table(*table(groups, cols, masked=True))}</div>',
+        "</details>",
+        f"<h3>Quality against training cost ({html.escape(short(PRIMARY))})</h3>",
+        scatter(points, "training seconds to the selected epoch (log scale)", f"test {PRIMARY}"),
+    ]
+    if agreements := sampled_section(groups):
+        parts += [
+            "<details><summary>Sampled metrics (diagnostic)</summary>",
+            f'<p class="note">{html.escape(SAMPLED_NOTE)}</p>',
+        ]
+        if max(len(a.entries) for a in agreements) < 2:
+            parts.append('<p class="note">Fewer than 2 groups have sampled metrics: no order to compare.</p>')
+        else:
+            parts += [
+                f'<div class="scroll">{html_table(*agreement_table(agreements), css_class="sampled")}</div>',
+                f'<div class="scroll">{html_table(*sampled_table(agreements))}</div>',
+            ]
+        parts.append("</details>")
+    parts.append("</section>")
+    return "\n".join(parts)
+
+
+def search_section(benchmark: str, dataset: str, groups: list[Group]) -> str:
+    points = [
+        (g.label, family(g.rows[0].model.name),
+         sum(r.search.query_seconds for r in g.rows if r.search) / len(g.rows),
+         sum(r.metrics["test"].get("ndcg@10", math.nan) for r in g.rows) / len(g.rows))
+        for g in groups
+    ]  # fmt: skip
+    families = [family(g.rows[0].model.name) for g in groups]
+    header, body = search_table(groups)
+    wide = {i for i, h in enumerate(header) if h not in ("model", "N@10", "R@10")}
+    return (
+        f'<section id="{html.escape(benchmark)}-{html.escape(dataset)}">'
+        f"<h2>{html.escape(dataset)} <small>({html.escape(benchmark)})</small></h2>"
+        f'<p class="note">{html.escape(search_describe(groups[0].rows[0]))}</p>'
+        f'<div class="scroll">{html_table(header, body, families=families, wide=wide)}</div>'
+        "<h3>Quality against query time (ndcg@10)</h3>"
+        f"{scatter(points, 'seconds to rank every query (log scale)', 'test ndcg@10')}</section>"
+    )
 
 
 def render_html(pages: list[tuple[str, str, list[Group], list[dict[str, Any]]]]) -> str:
-    sections = []
-    for benchmark, dataset, groups, references in pages:
-        if groups[0].rows[0].search is not None:
-            sections.append(
-                f'<section id="{html.escape(benchmark)}-{html.escape(dataset)}">'
-                f"<h2>{html.escape(dataset)} <small>({html.escape(benchmark)})</small></h2>"
-                f'<p class="note">{html.escape(search_describe(groups[0].rows[0]))}</p>'
-                f"{html_table(*search_table(groups))}</section>"
-            )
-            continue
-        cols = columns([r for g in groups for r in g.rows])
-        parts = [
-            f'<section id="{html.escape(benchmark)}-{html.escape(dataset)}">',
-            f"<h2>{html.escape(dataset)} <small>({html.escape(benchmark)})</small></h2>",
-            f'<p class="note">{html.escape(describe(groups[0].rows[0]))}</p>',
-            "<h3>History not masked (headline protocol)</h3>",
-            html_table(*table(groups, cols, masked=False)),
-            "<h3>History items masked from the ranking</h3>",
-            html_table(*table(groups, cols, masked=True)),
-            f"<h3>Quality against training cost ({html.escape(short(PRIMARY))})</h3>",
-            scatter(groups),
-        ]
-        if agreements := sampled_section(groups):
-            parts += [
-                "<h3>Sampled metrics (diagnostic)</h3>",
-                f'<p class="note">{html.escape(SAMPLED_NOTE)}</p>',
-            ]
-            if max(len(a.entries) for a in agreements) < 2:
-                parts.append(
-                    '<p class="note">Fewer than 2 groups have sampled metrics: no order to compare.</p>'
-                )
-            else:
-                parts += [
-                    html_table(*agreement_table(agreements), css_class="sampled"),
-                    html_table(*sampled_table(agreements)),
-                ]
-        if references:
-            parts += [
-                "<h3>Published reference numbers (not produced by recbench)</h3>",
-                html_table(*reference_table(references, cols), css_class="references"),
-            ]
-        parts.append("</section>")
-        sections.append("\n".join(parts))
+    # recommendation boards first, then search
+    pages = sorted(pages, key=lambda p: (p[2][0].rows[0].search is not None, p[0], p[1]))
+    sections = [
+        search_section(b, d, groups) if groups[0].rows[0].search is not None
+        else next_item_section(b, d, groups, refs)
+        for b, d, groups, refs in pages
+    ]  # fmt: skip
     return (
         "<!DOCTYPE html>\n<!-- generated by `python -m recbench.leaderboard build`; do not edit -->\n"
-        '<html lang="en"><head><meta charset="utf-8"><title>recbench leaderboards</title>'
-        f"<style>{CSS}</style></head><body><h1>recbench leaderboards</h1>\n"
+        '<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>recbench leaderboards</title><style>{CSS}</style></head><body>\n"
+        f"{section_nav(pages)}\n<main>{family_filter(pages)}\n"
         + "\n".join(sections)
-        + f"\n<script>{JS}</script></body></html>\n"
+        + f"\n</main><script>{JS}</script></body></html>\n"
     )
