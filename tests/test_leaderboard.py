@@ -302,3 +302,19 @@ def test_select_on_validation_adds_the_best_setting_with_its_search(run_dir, tmp
     (only,) = [r for _, r in load_rows(tmp_path / "lb2")]
     assert len(rows) == 1 and only.selection is not None and only.selection.sweep == "sweep, wider"
     assert len(only.selection.candidates) == 4 and only.setting_hash.startswith("top")
+
+
+def test_rows_logged_online_link_their_wandb_runs(run_dir, tmp_path):
+    from recbench.leaderboard.build import wandb_links
+    from recbench.results.schema import WandbInfo, read_row
+
+    row = read_row(run_dir / "result.json")
+    online = row.model_copy(
+        update={
+            "wandb": WandbInfo(
+                mode="online", run_path="me/recbench/abc", url="https://wandb.ai/me/recbench/runs/abc"
+            )
+        }
+    )
+    assert wandb_links([row]) == ""  # offline: nothing to link
+    assert wandb_links([online]) == f"; W&B: [seed {row.seed}](https://wandb.ai/me/recbench/runs/abc)"

@@ -309,6 +309,12 @@ def reference_table(references: list[dict[str, Any]], cols: list[str]) -> tuple[
     return header, body
 
 
+def wandb_links(rows: list[ResultRow]) -> str:
+    """'; W&B: seed 0, seed 1' linking each run logged online (nothing for offline runs)."""
+    links = [f"[seed {r.seed}]({r.wandb.url})" for r in rows if r.wandb and r.wandb.url]
+    return f"; W&B: {', '.join(links)}" if links else ""
+
+
 def shown_command(row: ResultRow) -> str:
     """The row's command as a reader can rerun it: a run trained in several sittings (``resume_from=`` its
     own checkpoints, which reproduces the uninterrupted run) is shown without the checkpoint path."""
@@ -379,6 +385,7 @@ def dataset_markdown(groups: list[Group], references: list[dict[str, Any]]) -> s
             f"- **{g.label}** (`{g.setting}`): {shown_command(r)} — {r.hardware.cpu}, "
             f"{r.hardware.torch_threads} threads, {r.hardware.accelerator} × {r.hardware.devices}"
             + (f"; {selected(r.selection)}" if r.selection else "")
+            + wandb_links(g.rows)
         )
     lines.append("")
     return "\n".join(lines)

@@ -182,6 +182,7 @@ def wandb_info(trainer: L.Trainer) -> dict[str, Any] | None:
             return {
                 "mode": "offline" if offline else "online",
                 "run_path": None if offline else run.path,
+                "url": None if offline else getattr(run, "url", None),
                 "dir": str(Path(run.dir).parent),
             }
     return None

@@ -100,6 +100,7 @@ class Git(Strict):
 class WandbInfo(Strict):
     mode: str
     run_path: str | None = None
+    url: str | None = None  # the run's page when it was logged online (optional: older rows have none)
     dir: str | None = None
 
 
