@@ -67,6 +67,10 @@ def load_encoder(name: str = DEFAULT_ENCODER, device: str | None = None) -> Any:
     both queries and a corpus (or items and their parameters count) would otherwise load it every time.
     """
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    if not sys.stderr.isatty():  # a bar redrawn into a log file is one long garbled line
+        hf_logging.disable_progress_bar()
 
     path: str = name
     if name in (DEFAULT_ENCODER, f"sentence-transformers/{DEFAULT_ENCODER}"):
