@@ -284,7 +284,11 @@ def cli(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
             ["data=ml_100k", "paths.data_dir={tmp}/none", "paths.cache_dir={tmp}/cache"],
             "u.data.gz",
         ),
-        ("exception in training", ["logger=wandb", "model.optimizer.lr=-1"], "Invalid learning rate: -1"),
+        (
+            "exception in training",  # Adam refuses it when Lightning builds the optimizer, in fit
+            ["logger=wandb", "+model.optimizer.betas=[2.0,0.999]"],
+            "Invalid beta parameter at index 0: 2.0",
+        ),
     ],
 )
 def test_a_failed_run_is_marked_and_refused_by_the_leaderboard(tmp_path, capsys, case, overrides, error):
