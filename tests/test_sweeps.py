@@ -89,12 +89,14 @@ def test_sweep_summary_pools_seeds_and_orders_settings_by_validation(tmp_path):
     (tmp_path / "4").mkdir()
     (tmp_path / "4" / "FAILED.json").write_text("{}")
     lines = sweep_summary(tmp_path).splitlines()
-    assert lines[2].startswith("| model.net.embedding_size=8 | 1 | 0.5000 | 0.2500 | 0.1250 |")
+    assert lines[2].startswith(
+        "| amazon_beauty | model.net.embedding_size=8 | 1 | 0.5000 | 0.2500 | 0.1250 |"
+    )
     test_n10 = [r["metrics"]["test"]["ndcg@10"] for r in seeds]
     import statistics
 
     mean, std = statistics.fmean(test_n10), statistics.stdev(test_n10)
-    assert lines[3].startswith("| bprmf | 3 |") and f"{mean:.4f} ± {std:.4f}" in lines[3]
+    assert lines[3].startswith("| amazon_beauty | bprmf | 3 |") and f"{mean:.4f} ± {std:.4f}" in lines[3]
     assert "--select-on-validation" in lines[-2] and lines[-1].startswith("Failed") and "4" in lines[-1]
 
 

@@ -95,9 +95,9 @@ class ExportBestTrial(Callback):
 
 
 def sweep_summary(sweep_dir: Path, metrics: tuple[str, ...] = ("recall@10", "ndcg@10")) -> str:
-    """A markdown table of a sweep's finished jobs: one line per setting (the overrides that differ
-    between settings; seeds pooled), validation and test means ± sample std over seeds, best setting on
-    validation first. Failed and unfinished jobs are counted under the table."""
+    """A markdown table of a sweep's finished jobs: one line per dataset and setting (the overrides that
+    differ between settings; seeds pooled), validation and test means ± sample std over seeds, per
+    dataset the best setting on validation first. Failed and unfinished jobs are counted under the table."""
     import statistics
 
     from recbench.results.failure import FAILED_FILE
@@ -107,10 +107,11 @@ def sweep_summary(sweep_dir: Path, metrics: tuple[str, ...] = ("recall@10", "ndc
     failed = sorted(p.parent.name for p in sweep_dir.rglob(FAILED_FILE))
     if not rows:
         return f"{sweep_dir}: no finished job" + (f"; failed: {', '.join(failed)}" if failed else "")
-    groups: dict[str, list[Any]] = {}
+    groups: dict[tuple[str, str], list[Any]] = {}
     for r in rows:
-        groups.setdefault(r.setting_hash, []).append(r)
-    words = {h: set(g[0].command.split()[3:]) - {f"seed={g[0].seed}"} for h, g in groups.items()}
+        groups.setdefault((r.dataset.name, r.setting_hash), []).append(r)
+    words = {k: set(g[0].command.split()[3:]) - {f"seed={g[0].seed}"} for k, g in groups.items()}
+    words = {k: {w for w in ws if not w.startswith("data=")} for k, ws in words.items()}
     common = set.intersection(*words.values())
 
     def cell(values: list[float]) -> str:
@@ -118,18 +119,21 @@ def sweep_summary(sweep_dir: Path, metrics: tuple[str, ...] = ("recall@10", "ndc
         return f"{mean:.4f} ± {statistics.stdev(values):.4f}" if len(values) > 1 else f"{mean:.4f}"
 
     monitor = rows[0].config.get("monitor", "val/ndcg@10").removeprefix("val/")
-    order = sorted(groups, key=lambda h: -statistics.fmean(r.metrics["val"][monitor] for r in groups[h]))
-    head = ["setting", "seeds", f"val {monitor}", *(f"test {m}" for m in metrics), "best epoch"]
+
+    def order(k: tuple[str, str]) -> tuple[str, float]:
+        return k[0], -statistics.fmean(r.metrics["val"][monitor] for r in groups[k])
+
+    head = ["data", "setting", "seeds", f"val {monitor}", *(f"test {m}" for m in metrics), "best epoch"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for h in order:
-        g = groups[h]
-        setting = " ".join(sorted(words[h] - common)) or g[0].model.label
+    for k in sorted(groups, key=order):
+        g = groups[k]
+        setting = " ".join(sorted(words[k] - common)) or g[0].model.label
         vals = [cell([r.metrics["val"][monitor] for r in g])]
         tests = [cell([r.metrics["test"][m] for r in g]) for m in metrics]
         epochs = ", ".join(str(r.cost.best_epoch) for r in g)
-        lines.append(f"| {setting} | {len(g)} | " + " | ".join([*vals, *tests, epochs]) + " |")
-    notes = [f"{len(rows)} finished job(s) in {sweep_dir}; settings ordered by validation {monitor}."]
-    if len(groups) > 1:
+        lines.append(f"| {k[0]} | {setting} | {len(g)} | " + " | ".join([*vals, *tests, epochs]) + " |")
+    notes = [f"{len(rows)} finished job(s) in {sweep_dir}; per dataset, settings by validation {monitor}."]
+    if len(groups) > len({k[0] for k in groups}):  # several settings on one dataset: a search
         add = "python -m recbench.leaderboard add --select-on-validation"
         notes.append(f"Add the best one: {add} {sweep_dir}")
     if failed:
