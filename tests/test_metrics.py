@@ -73,3 +73,46 @@ def test_agrees_with_ranx_on_random_scores(seed):
     theirs = ranx.evaluate(qrels, run, [n.replace("recall", "hit_rate") for n in names])
     for name in names:
         assert ours[name] == pytest.approx(theirs[name.replace("recall", "hit_rate")], abs=1e-12), name
+
+
+def reference_masked_ranks(scores, targets, rows, items):
+    """What evaluation computed before: a masked copy of the scores, ranked again."""
+    masked = scores.clone()
+    masked[rows, items] = float("-inf")
+    return target_ranks(masked, targets)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_masked_ranks_equal_ranking_a_masked_copy_exactly(seed):
+    """Ties (scores on a coarse grid), repeated history items, targets that are history items, -inf
+    scores, cases without history: the derived masked rank equals the masked copy's, integer for integer."""
+    from recbench.metrics.ranking import masked_ranks
+
+    g = torch.Generator().manual_seed(seed)
+    cases, num_items = 64, 40
+    scores = torch.randint(0, 6, (cases, num_items), generator=g).float()  # many ties
+    scores[0, :] = float("-inf")
+    scores[1, 3] = float("-inf")
+    targets = torch.randint(0, num_items, (cases,), generator=g)
+    lengths = torch.randint(0, 12, (cases,), generator=g)
+    lengths[2] = 0
+    rows = torch.repeat_interleave(torch.arange(cases), lengths)
+    items = torch.randint(0, num_items, (len(rows),), generator=g)
+    first = torch.nonzero(rows == 5).flatten()
+    items[first] = targets[5]  # a target seen before (repeat consumption)
+    items[first[1:]] = int(items[first[0]])  # and the same history item several times
+    plain = target_ranks(scores, targets)
+    got = masked_ranks(scores, targets, plain, rows, items)
+    assert torch.equal(got, reference_masked_ranks(scores, targets, rows, items))
+    assert got[5] == num_items and got.dtype == plain.dtype
+
+
+def test_masked_ranks_hand_computed():
+    from recbench.metrics.ranking import masked_ranks
+
+    scores = torch.tensor([[0.9, 0.5, 0.7, 0.1], [0.2, 0.8, 0.8, 0.3]])
+    targets = torch.tensor([1, 2])
+    plain = target_ranks(scores, targets)  # [3, 2]: item 1 after 0.9 and 0.7; item 2 ties item 1
+    rows, items = torch.tensor([0, 0, 1, 1]), torch.tensor([0, 0, 1, 3])  # item 0 twice; item 1 ties
+    assert plain.tolist() == [3, 2]
+    assert masked_ranks(scores, targets, plain, rows, items).tolist() == [2, 1]

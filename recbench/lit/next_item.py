@@ -30,7 +30,7 @@ from torch import nn
 from recbench.data.datamodule import EvalBatch, TrainBatch
 from recbench.data.prefixes import PrefixBatch
 from recbench.data.sampled import split_name
-from recbench.metrics.ranking import RankMetric, compute, sampled_ranks, target_ranks
+from recbench.metrics.ranking import RankMetric, compute, masked_ranks, sampled_ranks, target_ranks
 
 
 class SequenceEncoder(Protocol):
@@ -141,21 +141,20 @@ class NextItemModule(RankingEvaluation):
 
     def _eval_step(self, batch: EvalBatch, stage: str, batch_idx: int = 0) -> None:
         scores = self.score(batch)  # (B, I)
-        masked_scores = scores.clone()
-        masked_scores[batch.history_rows, batch.history_items] = float("-inf")
-        out = {
-            "users": batch.users,
-            "plain": target_ranks(scores, batch.targets),
-            "masked": target_ranks(masked_scores, batch.targets),
-        }
+        plain = target_ranks(scores, batch.targets)
+        # The masked rank from the plain one (no copy of the score matrix, no second rank pass).
+        masked = masked_ranks(scores, batch.targets, plain, batch.history_rows, batch.history_items)
+        out = {"users": batch.users, "plain": plain, "masked": masked}
         if stage == "test":
-            head = masked_scores if self.mask_history else scores
-            top_scores, top_items = head.topk(min(self.predictions_k, head.shape[1]), dim=1)
-            out |= {"targets": batch.targets, "top_items": top_items, "top_scores": top_scores}
-            for variant, negatives in batch.sampled.items():
+            for variant, negatives in batch.sampled.items():  # on the unmasked scores
                 n = negatives.shape[1]
                 out[f"sampled:{variant}:{n}"] = sampled_ranks(scores, batch.targets, negatives)
                 out[f"sampled_count:{variant}:{n}"] = (negatives >= 0).sum(1)
+            if self.mask_history:  # the kept predictions follow the headline protocol
+                scores = scores.clone()  # a model may hand out a view of its own buffer
+                scores[batch.history_rows, batch.history_items] = float("-inf")
+            top_scores, top_items = scores.topk(min(self.predictions_k, scores.shape[1]), dim=1)
+            out |= {"targets": batch.targets, "top_items": top_items, "top_scores": top_scores}
         for key, value in out.items():
             self._outputs.setdefault(key, []).append(value)
 
