@@ -86,3 +86,15 @@ def test_the_entry_point_refuses_before_any_work(tmp_path):
     assert out.returncode == 1
     assert out.stderr.strip().splitlines()[-1].startswith("error: trainer.max_epochs=abc")
     assert "Traceback" not in out.stderr and not any(tmp_path.iterdir())
+
+
+def test_missing_local_data_is_refused_before_any_work(tmp_path):
+    """Files a source only reads (no download): the error names them and the command that fetches the
+    official ones, from the command line, with no run folder left behind."""
+    cmd = [sys.executable, "-m", "recbench.run", "data=amazon_toys", f"paths.data_dir={tmp_path}/none",
+           f"paths.log_dir={tmp_path}/logs"]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert "error: dataset 'amazon_toys': expected files are missing" in out.stderr
+    assert "python -m recbench.run data=amazon_toys_raw allow_unverified=true" in out.stderr
+    assert not (tmp_path / "logs").exists()

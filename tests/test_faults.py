@@ -279,10 +279,15 @@ def cli(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
     ("case", "overrides", "error"),
     [
         ("bad value", ["+model.task=nonsense"], "ValueError: model=sasrec: model.task is 'nonsense'"),
-        (
+        (  # ml_100k downloads what is missing: offline, the download fails inside the run
             "missing data",
-            ["data=ml_100k", "paths.data_dir={tmp}/none", "paths.cache_dir={tmp}/cache"],
-            "u.data.gz",
+            [
+                "data=ml_100k_raw",
+                "paths.data_dir={tmp}/none",
+                "paths.cache_dir={tmp}/cache",
+                "data.source.downloads.0.url=http://127.0.0.1:9/ml-100k.zip",
+            ],
+            "127.0.0.1:9",
         ),
         (
             "exception in training",  # Adam refuses it when Lightning builds the optimizer, in fit

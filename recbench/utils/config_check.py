@@ -93,9 +93,35 @@ def check_command_line(argv: Sequence[str], config_dir: Path, config_name: str =
                     _check_override(reference, o.key_or_group, o.input_line, _values_of(o), where)
                     for value in _values_of(o) or []:
                         _check_rule(o.key_or_group, value)
-                check_values(compose(config_name, overrides=choice + fixed))
+                composed = compose(config_name, overrides=choice + fixed)
+                check_values(composed)
+                check_data_present(composed)
     finally:
         GlobalHydra.instance().clear()
+
+
+def check_data_present(cfg: DictConfig) -> None:
+    """Raise the source's :class:`~recbench.errors.MissingDataError` (the files, the folder, the command
+    that fetches them) before any work, for sources that read local files only. Sources that download
+    what is missing (``downloads``, the Hugging Face hub) are left to the run; any other problem too."""
+    from recbench.errors import MissingDataError
+    from recbench.utils.instantiate import instantiate
+
+    source = cfg.get("data", {}).get("source") if isinstance(cfg.get("data"), DictConfig) else None
+    if (
+        not isinstance(source, DictConfig)
+        or source.get("downloads")
+        or "amazon2023" in str(source.get("_target_", ""))
+    ):
+        return
+    try:
+        files = getattr(instantiate(source), "files", None)
+        if callable(files):
+            files()
+    except MissingDataError:
+        raise
+    except Exception:  # not this check's business: the run reports it with its context
+        return
 
 
 def _group_choices(groups: Sequence[Any]) -> Iterable[list[str]]:
