@@ -66,6 +66,7 @@ def test_good_command_lines_pass():
     check("-m", "model=ease", "model.net.l2=200,500", "hydra.sweep.dir=x", "seed=0,1")
     check("model=directau", "loss.gamma=0.5", "+trainer.limit_val_batches=2", "torch_threads=null")
     check("experiment=sasrec_beauty", "trainer.max_epochs=3", "seed=range(0,3)")
+    check("trainer.devices=auto", "trainer.precision=bf16-mixed")  # Lightning takes several kinds
 
 
 def test_values_set_by_a_config_file_are_checked_too(tmp_path):

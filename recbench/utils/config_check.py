@@ -30,6 +30,11 @@ _TAKES_VALUE = {"-c", "--cfg", "-p", "--package", "--info", "-i", "--experimenta
 # Options that change which config is composed, or that print help: leave the command line to Hydra.
 _HANDS_OFF = {"-cp", "--config-path", "-cn", "--config-name", "-cd", "--config-dir", "-h", "--help",
               "--hydra-help", "--version", "-sc", "--shell-completion", "--experimental-rerun"}  # fmt: skip
+# Keys whose components accept several kinds (Lightning: devices=1 | "auto" | [0, 1]; limits: int | float):
+# their default's kind says nothing about what else is valid.
+ANY_KIND = ("trainer.devices", "trainer.num_nodes", "trainer.strategy", "trainer.precision",
+            "trainer.accelerator", "trainer.limit_*", "trainer.val_check_interval", "trainer.gradient_clip_*",
+            "trainer.overfit_batches", "trainer.plugins", "trainer.profiler")  # fmt: skip
 _MAX_GROUP_COMBINATIONS = 32  # group sweeps (model=a,b data=c,d): each combination is checked, up to this
 
 
@@ -157,6 +162,8 @@ def _check_override(reference: DictConfig, key: str, line: str, values: list[Any
     raw = default._value() if default is not None else None
     if raw is None or (isinstance(raw, str) and "${" in raw) or values is None:
         return  # no default to compare with (null, an interpolation), or a range of numbers
+    if any(fnmatch.fnmatchcase(key, pattern) for pattern in ANY_KIND):
+        return
     for value in values:
         expected = _kind_mismatch(raw, value)
         if expected:
