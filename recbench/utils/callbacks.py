@@ -254,8 +254,8 @@ class TrainingEstimate(L.Callback):
         if on_cpu and total is not None and total > self.warn_hours * 3600:
             budget = self.warn_hours * 3600
             epochs_fit = int(budget / (per_epoch * seconds_per_step))
-            cap = (f"`trainer.max_epochs={epochs_fit}`" if epochs_fit >= 1
-                   else f"`trainer.max_steps={max(1, int(budget / seconds_per_step))}`")  # fmt: skip
+            fitting = (f"`trainer.max_epochs={epochs_fit}`" if epochs_fit >= 1
+                       else f"`trainer.max_steps={max(1, int(budget / seconds_per_step))}`")  # fmt: skip
             log.warning(
                 "training to %s would take ~%s on this CPU, more than %g h. To finish sooner: a GPU "
                 "(`trainer=gpu`), a budget (%s fits in %g h; the row then says `stopped: cap`), or a "
@@ -263,7 +263,7 @@ class TrainingEstimate(L.Callback):
                 limit,
                 duration(total),
                 self.warn_hours,
-                cap,
+                fitting,
                 self.warn_hours,
             )
 

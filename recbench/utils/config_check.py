@@ -84,7 +84,7 @@ def check_command_line(argv: Sequence[str], config_dir: Path, config_name: str =
             values.append(o)
     if not values:
         return
-    fixed = [o.input_line for o in values if not o.is_sweep_override()]
+    fixed = [o.input_line for o in values if not o.is_sweep_override() and o.input_line]
     GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
@@ -95,7 +95,8 @@ def check_command_line(argv: Sequence[str], config_dir: Path, config_name: str =
                     return  # a missing config file or group option: Hydra's message lists the options
                 where = f"model={reference.model.get('name')}" if "model" in reference else "the config"
                 for o in values:
-                    _check_override(reference, o.key_or_group, o.input_line, _values_of(o), where)
+                    line = o.input_line or o.key_or_group
+                    _check_override(reference, o.key_or_group, line, _values_of(o), where)
                     for value in _values_of(o) or []:
                         _check_rule(o.key_or_group, value)
                 composed = compose(config_name, overrides=choice + fixed)
@@ -273,7 +274,7 @@ def _leaves(cfg: DictConfig, roots: set[str], prefix: str = "") -> Iterable[tupl
     """(dotted key, resolved scalar) of every leaf under ``roots``; interpolations that cannot be resolved
     here (they need Hydra's runtime) are skipped."""
     for name in cfg:
-        key = f"{prefix}{name}"
+        key = f"{prefix}{name!s}"
         if not prefix and name not in roots:
             continue
         try:
