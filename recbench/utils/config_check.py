@@ -97,8 +97,9 @@ def check_command_line(argv: Sequence[str], config_dir: Path, config_name: str =
                 for o in values:
                     line = o.input_line or o.key_or_group
                     _check_override(reference, o.key_or_group, line, _values_of(o), where)
-                    for value in _values_of(o) or []:
-                        _check_rule(o.key_or_group, value)
+                    if o.is_sweep_override():  # a fixed value is checked in the composed config below
+                        for value in _values_of(o) or []:
+                            _check_rule(o.key_or_group, value)
                 composed = compose(config_name, overrides=choice + fixed)
                 check_values(composed)
                 check_data_present(composed)

@@ -22,6 +22,9 @@ class _DropTips(logging.Filter):
         return not any(tip in message for tip in TIPS)
 
 
+_DROP_TIPS = _DropTips()  # one instance: addFilter keeps it once however many jobs a sweep runs
+
+
 def quiet_console() -> None:
     """Drop the notices in :data:`WARNINGS` and Lightning's tips, and let Lightning's INFO lines reach the
     console once (through the root handler that also writes run.log), not twice."""
@@ -35,6 +38,6 @@ def quiet_console() -> None:
                 logger.removeHandler(handler)
             logger.propagate = True
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
-        logging.getLogger(name).addFilter(_DropTips())
+        logging.getLogger(name).addFilter(_DROP_TIPS)
     # faiss tries its AVX-512 and AVX2 builds first and logs each miss as an INFO traceback-like line
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)
