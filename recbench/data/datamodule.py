@@ -138,6 +138,9 @@ def _rank_and_world() -> tuple[int, int]:
     return 0, 1
 
 
+EVAL_ORDERS = ("length", "given")
+
+
 class SequentialDataModule(L.LightningDataModule):
     """Serves a :class:`Split` of a :class:`SequenceDataset` to a next-item model.
 
@@ -148,6 +151,10 @@ class SequentialDataModule(L.LightningDataModule):
             matrix stays under ``score_budget`` floats whatever the number of items.
         bucket_pool: batches are drawn from length buckets of this many batches (less padding); 0 draws
             uniformly random batches instead.
+        eval_order: ``length`` batches the evaluation cases shortest history first, so that a batch is
+            padded little (Beauty: 2.6x faster validation for SASRec); ``given`` batches them in user
+            order, as rows made before 2026-12-02 were. The cases and their metrics are the same; the
+            scores differ at float rounding level (a batch's width changes the kernels' summation order).
         sampled_negatives: negatives drawn per test case for the sampled-metrics diagnostic (each variant
             of :data:`recbench.data.sampled.VARIANTS`); 0 draws none. Test batches only.
     """
@@ -164,11 +171,14 @@ class SequentialDataModule(L.LightningDataModule):
         num_workers: int = 0,
         bucket_pool: int = 50,
         sampled_negatives: int = NEGATIVES,
+        eval_order: str = "given",
     ) -> None:
         super().__init__()
         if bucket_pool < 0:
             raise ValueError(f"datamodule.bucket_pool must be >= 0 (0: no bucketing), got {bucket_pool}")
-        self.bucket_pool = bucket_pool
+        if eval_order not in EVAL_ORDERS:
+            raise ValueError(f"datamodule.eval_order must be one of {EVAL_ORDERS}, got {eval_order!r}")
+        self.bucket_pool, self.eval_order = bucket_pool, eval_order
         self.ds, self.split, self.max_len = dataset, split, max_len
         self.batch_size, self.seed, self.num_workers = batch_size, seed, num_workers
         self.eval_batch_size = max(1, min(eval_batch_size, score_budget // max(1, dataset.num_items)))
@@ -237,9 +247,17 @@ class SequentialDataModule(L.LightningDataModule):
         if self._train is not None:
             self._train.sampler.epoch = self._train_passes
 
+    def eval_order_of(self, cases: EvalCases) -> np.ndarray:
+        """The order evaluation cases are batched in (``eval_order``): user order, or by the length of
+        the history the model sees, shortest first (stable: ties keep user order)."""
+        if self.eval_order == "given":
+            return np.arange(len(cases))
+        lengths = np.minimum(cases.target_pos - self.ds.offsets[cases.users], self.max_len)
+        return np.argsort(lengths, kind="stable")
+
     def _eval_loader(self, cases: EvalCases, sampled: bool = False) -> DataLoader:
         return DataLoader(
-            range(len(cases)),  # type: ignore[arg-type]
+            self.eval_order_of(cases).tolist(),
             batch_size=self.eval_batch_size,
             shuffle=False,
             collate_fn=lambda idx: self.collate_eval(cases, idx, sampled=sampled),

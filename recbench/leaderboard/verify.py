@@ -34,6 +34,7 @@ CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 WHERE = ("hydra.run.dir=", "hydra.sweep.", "paths.", "logger=", "logger.")
 # A run resumed from its own checkpoints equals the unbroken one: shown and re-run without this argument.
 RESUMED = "resume_from="
+_PLAIN_VALUE = re.compile(r"[A-Za-z0-9_-]+")
 _SPECIAL_KEY = re.compile(r"(^|\.)_[a-z]+_($|\.)")  # Hydra's _target_, _args_, _partial_, _convert_ …
 
 
@@ -159,9 +160,33 @@ def check_composition(row: ResultRow, overrides: list[str], conf_dir: Path = CON
         )
 
 
+def rounding_overrides(row: ResultRow, overrides: list[str], conf_dir: Path = CONF_DIR) -> list[str]:
+    """Overrides that pin, for each rounding-level key (``ROUNDING_ONLY`` in recbench/results/builder.py)
+    the composed config has, the value the row ran with: its own where its config records the key, else
+    the value of rows made before the key existed. Without them a re-run would take today's default."""
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    from recbench.results.builder import ROUNDING_ONLY, dotted_parent
+
+    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
+        cfg = compose("config", overrides=overrides)
+    pinned = []
+    for key, before in ROUNDING_ONLY.items():
+        if OmegaConf.select(cfg, key) is None:
+            continue  # this run's config has no such key (e.g. a datamodule without it)
+        node, leaf = dotted_parent(row.config, key)
+        value = node[leaf] if node is not None and leaf in node else before
+        if not isinstance(value, str) or not _PLAIN_VALUE.fullmatch(value):
+            raise RefusedError(f"row config {key}={value!r} is not a plain word")
+        pinned.append(f"{key}={value}")
+    return pinned
+
+
 def rerun(row: ResultRow, workdir: Path) -> ResultRow:
     kept = safe_overrides(row)
     check_composition(row, kept)
+    kept += rounding_overrides(row, kept)
     cmd = [
         sys.executable,
         "-m",

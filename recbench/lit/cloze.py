@@ -48,8 +48,7 @@ class ClozeModule(NextItemModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=int(hide.sum()))
         return loss
 
-    def score(self, batch: EvalBatch) -> torch.Tensor:
-        """(B, I): the output at a mask token appended after each history."""
+    def user_vectors(self, batch: EvalBatch) -> torch.Tensor:
+        """(B, D + 1): the output at a mask token appended after each history."""
         mask = torch.full_like(batch.inputs[:, :1], self.net.mask_token)  # type: ignore[attr-defined]
-        last = self.net(torch.cat([batch.inputs, mask], dim=1))[:, -1]
-        return (last @ self.net.item_embeddings().T).float()
+        return self.net(torch.cat([batch.inputs, mask], dim=1))[:, -1]

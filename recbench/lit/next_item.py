@@ -134,10 +134,13 @@ class NextItemModule(RankingEvaluation):
         return self.optimizer_factory(params=self.parameters())
 
     # ---- evaluation -----------------------------------------------------------------------------
+    def user_vectors(self, batch: EvalBatch) -> torch.Tensor:
+        """(B, D) each case's query: the hidden state at the latest position."""
+        return self.net(batch.inputs)[:, -1]
+
     def score(self, batch: EvalBatch) -> torch.Tensor:
-        """(B, I) score of every item for each case, from the hidden state at the latest position."""
-        last = self.net(batch.inputs)[:, -1]  # (B, D)
-        return (last @ self.net.item_embeddings().T).float()
+        """(B, I) score of every item for each case."""
+        return (self.user_vectors(batch) @ self.net.item_embeddings().T).float()
 
     def _eval_step(self, batch: EvalBatch, stage: str, batch_idx: int = 0) -> None:
         scores = self.score(batch)  # (B, I)

@@ -55,6 +55,14 @@ NEUTRAL_WHEN: dict[str, object] = {
     "model.module.fold_in_test": "train+valid",  # CF fold-in models, 2026-12-02 (session 7)
 }
 
+# Keys added after rows were published whose values move results by float rounding only (not which cases
+# are scored, nor how), each with the value that reproduces rows made before the key existed. They are
+# left out of the hashes whatever they hold, so a setting keeps its hash and its group; ``verify`` re-runs
+# a row whose config lacks such a key with that value, and so still reproduces the row bit for bit.
+ROUNDING_ONLY: dict[str, object] = {
+    "datamodule.eval_order": "given",  # the order evaluation cases are batched in, 2026-12-02 (session 9)
+}
+
 # Keys that change no number but were hashed while rows were published, each with the value those rows
 # hashed: whatever a key holds, it is hashed as that value, so old and new rows of one setting still share
 # their hashes. Never remove an entry.
@@ -99,9 +107,9 @@ def _as_retired_flags(model: Any) -> None:
 
 
 def _normalise(resolved: dict[Any, Any]) -> dict[str, Any]:
-    """The resolved config as it is hashed: NOT_HASHED keys dropped, NEUTRAL_WHEN keys dropped when
-    neutral, HASHED_AS keys pinned."""
-    for dotted in NOT_HASHED:
+    """The resolved config as it is hashed: NOT_HASHED and ROUNDING_ONLY keys dropped, NEUTRAL_WHEN keys
+    dropped when neutral, HASHED_AS keys pinned."""
+    for dotted in (*NOT_HASHED, *ROUNDING_ONLY):
         node, leaf = dotted_parent(resolved, dotted)
         if node is not None:
             node.pop(leaf, None)
@@ -121,8 +129,9 @@ def _normalise(resolved: dict[Any, Any]) -> dict[str, Any]:
 def config_hashes(cfg: DictConfig) -> tuple[str, str]:
     """(config hash, setting hash): sha256 of the resolved config with every ``paths.*`` value replaced
     by a placeholder (so the hash does not depend on the machine or the run folder), the keys in
-    :data:`NOT_HASHED` left out, and so are those of :data:`NEUTRAL_WHEN` holding their neutral value,
-    and those of :data:`HASHED_AS` hashed as the value published rows hashed. The
+    :data:`NOT_HASHED` and :data:`ROUNDING_ONLY` left out, and so are those of :data:`NEUTRAL_WHEN`
+    holding their neutral value, and those of :data:`HASHED_AS` hashed as the value published rows
+    hashed. The
     setting hash also replaces the seed (everywhere it is interpolated)
     by a placeholder: rows sharing it are repeats of one configuration."""
 

@@ -13,7 +13,7 @@ WARNINGS = (
     (r".*smaller than the logging interval Trainer\(log_every_n_steps", "short epochs log at their end"),
     (r".*does not have many workers which may be a bottleneck", "num_workers 0 is the measured best here"),
 )
-TIPS = ("litlogger", "LitLogger")  # Lightning's advertisement for its cloud logger
+TIPS = ("litlogger", "LitLogger", "litmodels")  # Lightning's advertisements for its cloud services
 
 
 class _DropTips(logging.Filter):

@@ -1,0 +1,122 @@
+"""The evaluation pass against its floor: seconds of a validation pass (every user, full ranking, plain and
+history-masked ranks) of a sequence model, next to the floor for the same cases — the user vectors given,
+only chunked ``U @ Iᵀ``, a top-20 and the target's rank, float32, same threads — for each evaluation
+batching order (``datamodule.eval_order``). A benchmark, not a test: it writes a JSON report and prints
+a table.
+
+    python scripts/bench_eval.py [--threads 2] [--repeats 3] [--out outputs/bench/eval.json]
+
+Needs the benchmark files under RECBENCH_DATA_DIR. The networks are freshly initialised (seeded): the
+cost of a pass does not depend on the weights. Each figure is the best of ``--repeats`` passes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from hydra import compose, initialize_config_dir
+
+from recbench.inputs import RunContext, model_inputs
+from recbench.metrics.ranking import target_ranks
+from recbench.utils.environment import hardware
+from recbench.utils.files import atomic_write_text
+from recbench.utils.instantiate import instantiate
+from recbench.utils.quiet import quiet_console
+
+CONF = str(Path(__file__).resolve().parents[1] / "conf")
+CASES = {  # name -> overrides
+    "sasrec/amazon_beauty": ["model=sasrec", "data=amazon_beauty"],
+    "bert4rec/amazon_beauty": ["model=bert4rec", "data=amazon_beauty"],
+    "gru4rec/amazon_beauty": ["model=gru4rec", "data=amazon_beauty"],
+    "sasrec/ml_1m (history 200)": ["experiment=sasrec_ml1m"],
+    "hstu/ml_1m (history 200)": ["experiment=hstu_ml1m"],
+}
+
+
+def build(overrides: list[str], order: str):
+    with initialize_config_dir(config_dir=CONF, version_base="1.3"):
+        cfg = compose("config", overrides=[*overrides, f"datamodule.eval_order={order}", "logger=none"])
+    L.seed_everything(0, verbose=False)
+    dataset = instantiate(cfg.data)
+    split = instantiate(cfg.protocol).split(dataset)
+    dm = instantiate(cfg.datamodule)(dataset=dataset, split=split)
+    net_inputs, recipe_inputs = model_inputs(cfg.model, RunContext(dataset, split, None))
+    module = instantiate(cfg.model.module)(
+        net=instantiate(cfg.model.net)(**net_inputs),
+        loss=instantiate(cfg.loss),
+        optimizer=instantiate(cfg.model.optimizer),
+        metrics=instantiate(cfg.metrics),
+        **recipe_inputs,
+    )
+    return module, dm
+
+
+def validation_seconds(module, dm) -> float:
+    trainer = L.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
+    trainer.validate(module, datamodule=dm, verbose=False)
+    return module.eval_seconds["val"]
+
+
+def floor_seconds(module, dm) -> float:
+    """Chunked scores of given user vectors, top-20 and the target's rank: nothing a pass can skip."""
+    with torch.no_grad():
+        module.eval()
+        batches = list(dm.val_dataloader())
+        users = [module.user_vectors(b) for b in batches]
+        items = module.net.item_embeddings()
+        started = time.perf_counter()
+        for u, b in zip(users, batches, strict=True):
+            scores = u @ items.T
+            scores.topk(20, dim=1)
+            target_ranks(scores, b.targets)
+        return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--cases", nargs="*", default=list(CASES), help=f"of {list(CASES)}")
+    parser.add_argument("--out", type=Path, default=Path("outputs/bench/eval.json"))
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    quiet_console()
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # the per-trainer device lines
+    report: dict[str, object] = {"threads": args.threads, "hardware": hardware(), "cases": {}}
+    print(f"{'case':<28} {'floor s':>8} {'given s':>8} {'x floor':>8} {'length s':>9} {'x floor':>8}")
+    for name in args.cases:
+        figures: dict[str, float] = {}
+        for order in ("given", "length"):
+            module, dm = build(CASES[name], order)
+            figures[order] = min(validation_seconds(module, dm) for _ in range(args.repeats))
+        figures["floor"] = min(floor_seconds(module, dm) for _ in range(args.repeats))
+        figures |= {f"{o}_x_floor": figures[o] / figures["floor"] for o in ("given", "length")}
+        report["cases"][name] = figures  # type: ignore[index]
+        print(
+            f"{name:<28} {figures['floor']:8.2f} {figures['given']:8.2f} {figures['given_x_floor']:8.2f}"
+            f" {figures['length']:9.2f} {figures['length_x_floor']:8.2f}",
+            flush=True,
+        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    main()
