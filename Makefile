@@ -60,6 +60,7 @@ bench:  ## speed on Beauty: SASRec dense and prefix regime, every sequential mod
 	$(PYTHON) scripts/bench_sasrec.py --out outputs/bench/sasrec_beauty_prefix.json experiment=sasrec_beauty_recbole_prefix
 	$(PYTHON) scripts/bench_models.py  # per-model s/epoch and peak memory beside RecBole 1.2.1's
 	$(PYTHON) scripts/bench_models.py --name cf --models sasrec itemknn ease bprmf lightgcn multvae buir directau
+	$(PYTHON) scripts/bench_eval.py  # validation pass vs the ranking floor, per batching order
 	$(PYTHON) scripts/bench_startup.py  # help, config errors, listings: < 2 s each
 
 bench-data:  ## preprocessing wall time and peak memory per dataset, plus ML-20M-sized input (synthetic if absent)
