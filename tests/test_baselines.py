@@ -113,6 +113,21 @@ def test_uniform_sampled_softmax_equals_a_hand_computation():
     assert got.item() == pytest.approx(sum(expected) / 4, rel=1e-5)
 
 
+def test_per_query_sampled_softmax_equals_a_hand_computation():
+    torch.manual_seed(3)
+    query, emb = torch.randn(4, 3), torch.randn(10, 3)
+    targets = torch.tensor([1, 2, 3, 4])
+    torch.manual_seed(7)
+    got = SampledSoftmax(num_negatives=5, negatives="uniform_per_query")(query, targets, emb)
+    torch.manual_seed(7)
+    drawn = torch.randint(10, (4, 5)).tolist()  # the same draw: one row of negatives per query
+    s = (query @ emb.T).tolist()
+    expected = [
+        softmax_nll([s[n][t]] + [s[n][j] for j in drawn[n] if j != t]) for n, t in enumerate(targets.tolist())
+    ]
+    assert got.item() == pytest.approx(sum(expected) / 4, rel=1e-5)
+
+
 def test_sampled_softmax_refuses_meaningless_settings():
     with pytest.raises(ValueError, match="in_batch"):
         SampledSoftmax(logq_correction=True)

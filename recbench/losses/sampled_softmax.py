@@ -5,6 +5,9 @@ generative-recommenders (HSTU) baselines: 128 uniform negatives over L2-normalis
 ``negatives``:
 * ``uniform``: K items drawn uniformly, shared by the whole batch (one (N, K) matrix product, as
   TensorFlow's ``sampled_softmax_loss``);
+* ``uniform_per_query``: K items drawn uniformly for each query, as generative-recommenders' local
+  negatives sampler (its HSTU and SASRec rows): N x K draws per step instead of K, at the cost of an
+  (N, K, D) gather;
 * ``in_batch``: the other targets of the batch, so popular items are sampled as often as they are targets.
 
 A negative equal to the row's positive (an "accidental hit") is removed. ``logq_correction`` subtracts the
@@ -20,15 +23,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+NEGATIVES = ("uniform", "uniform_per_query", "in_batch")
+
 
 class SampledSoftmax(nn.Module):
     def __init__(self, num_negatives: int = 128, negatives: str = "uniform", logq_correction: bool = False):
         super().__init__()
-        if negatives not in ("uniform", "in_batch"):
-            raise ValueError(f"loss.negatives must be 'uniform' or 'in_batch', got {negatives!r}")
-        if negatives == "uniform" and num_negatives < 1:
+        if negatives not in NEGATIVES:
+            raise ValueError(f"loss.negatives must be one of {NEGATIVES}, got {negatives!r}")
+        if negatives != "in_batch" and num_negatives < 1:
             raise ValueError(f"loss.num_negatives must be >= 1, got {num_negatives}")
-        if negatives == "uniform" and logq_correction:
+        if negatives != "in_batch" and logq_correction:
             raise ValueError("loss.logq_correction changes nothing under uniform negatives: use in_batch")
         self.num_negatives, self.negatives, self.logq_correction = num_negatives, negatives, logq_correction
 
@@ -40,6 +45,14 @@ class SampledSoftmax(nn.Module):
 
     def forward(self, query: torch.Tensor, targets: torch.Tensor, item_emb: torch.Tensor) -> torch.Tensor:
         """query (N, D), targets (N,) 0-based item indices, item_emb (I, D) -> mean loss."""
+        if self.negatives == "uniform_per_query":
+            drawn = torch.randint(
+                item_emb.shape[0], (len(targets), self.num_negatives), device=targets.device
+            )
+            pos = (query * item_emb[targets]).sum(-1, keepdim=True)  # (N, 1)
+            neg = torch.einsum("nd,nkd->nk", query, item_emb[drawn])  # (N, K)
+            neg = neg.masked_fill(drawn == targets[:, None], float("-inf"))  # accidental hits
+            return F.cross_entropy(torch.cat([pos, neg], dim=1), torch.zeros_like(targets))
         negatives = self.sample(targets, item_emb.shape[0])  # (K,)
         pos = (query * item_emb[targets]).sum(-1, keepdim=True)  # (N, 1)
         neg = query @ item_emb[negatives].T  # (N, K)
