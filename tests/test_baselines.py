@@ -118,14 +118,25 @@ def test_per_query_sampled_softmax_equals_a_hand_computation():
     query, emb = torch.randn(4, 3), torch.randn(10, 3)
     targets = torch.tensor([1, 2, 3, 4])
     torch.manual_seed(7)
-    got = SampledSoftmax(num_negatives=5, negatives="uniform_per_query")(query, targets, emb)
+    got = SampledSoftmax(num_negatives=2, negatives="uniform_per_query")(query, targets, emb)  # I > K x D
     torch.manual_seed(7)
-    drawn = torch.randint(10, (4, 5)).tolist()  # the same draw: one row of negatives per query
+    drawn = torch.randint(10, (4, 2)).tolist()  # the same draw: one row of negatives per query
     s = (query @ emb.T).tolist()
     expected = [
         softmax_nll([s[n][t]] + [s[n][j] for j in drawn[n] if j != t]) for n, t in enumerate(targets.tolist())
     ]
     assert got.item() == pytest.approx(sum(expected) / 4, rel=1e-5)
+    wide = torch.randn(10, 8)  # I <= K x D: the scores of every item, then the draws' columns
+    torch.manual_seed(7)
+    a = SampledSoftmax(num_negatives=5, negatives="uniform_per_query")(torch.randn(4, 8), targets, wide)
+    torch.manual_seed(7)
+    q = torch.randn(4, 8)
+    drawn = torch.randint(10, (4, 5)).tolist()
+    s = (q @ wide.T).tolist()
+    expected = [
+        softmax_nll([s[n][t]] + [s[n][j] for j in drawn[n] if j != t]) for n, t in enumerate(targets.tolist())
+    ]
+    assert a.item() == pytest.approx(sum(expected) / 4, rel=1e-5)
 
 
 def test_sampled_softmax_refuses_meaningless_settings():
