@@ -78,6 +78,11 @@ def test_same_ranks_in_either_order(model):
         assert np.allclose([a[u][1] for u in a], [b[u][1] for u in a], atol=1e-5)
 
 
+def composed(overrides: list[str]):
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose("config", overrides=overrides)
+
+
 def test_order_is_outside_the_hash_and_verify_pins_it():
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         length = compose("config", overrides=["data=synthetic"])
@@ -86,13 +91,12 @@ def test_order_is_outside_the_hash_and_verify_pins_it():
     assert config_hashes(length) == config_hashes(given), "one setting, one group"
     row = read_row(ROW)  # made before the key existed: re-run in user order
     assert "eval_order" not in row.config["datamodule"]
-    assert rounding_overrides(row, ["experiment=sasrec_beauty", "seed=0"]) == ["datamodule.eval_order=given"]
+    sasrec = composed(["experiment=sasrec_beauty", "seed=0"])
+    assert rounding_overrides(row, sasrec) == ["datamodule.eval_order=given"]
     newer = row.model_copy(update={"config": {**row.config, "datamodule": {**row.config["datamodule"]}}})
     newer.config["datamodule"]["eval_order"] = "length"
-    assert rounding_overrides(newer, ["experiment=sasrec_beauty", "seed=0"]) == [
-        "datamodule.eval_order=length"
-    ]
-    assert rounding_overrides(row, ["model=ease", "seed=0"]) == [], "CF datamodule: no such key"
+    assert rounding_overrides(newer, sasrec) == ["datamodule.eval_order=length"]
+    assert rounding_overrides(row, composed(["model=ease", "seed=0"])) == [], "CF datamodule: no such key"
     newer.config["datamodule"]["eval_order"] = "${oc.env:HOME}"
     with pytest.raises(RefusedError, match="not a plain word"):
-        rounding_overrides(newer, ["experiment=sasrec_beauty", "seed=0"])
+        rounding_overrides(newer, sasrec)

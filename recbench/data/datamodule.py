@@ -152,8 +152,8 @@ class SequentialDataModule(L.LightningDataModule):
         bucket_pool: batches are drawn from length buckets of this many batches (less padding); 0 draws
             uniformly random batches instead.
         eval_order: ``length`` batches the evaluation cases shortest history first, so that a batch is
-            padded little (Beauty: 2.6x faster validation for SASRec); ``given`` batches them in user
-            order, as rows made before 2026-12-02 were. The cases and their metrics are the same; the
+            padded little (SASRec on Beauty: validation 2.18 s instead of 4.65 s); ``given`` batches them
+            in user order, as rows made before 2026-12-02 were. The cases and their metrics are the same; the
             scores differ at float rounding level (a batch's width changes the kernels' summation order).
         sampled_negatives: negatives drawn per test case for the sampled-metrics diagnostic (each variant
             of :data:`recbench.data.sampled.VARIANTS`); 0 draws none. Test batches only.

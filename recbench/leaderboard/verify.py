@@ -23,6 +23,7 @@ from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
+from omegaconf import DictConfig
 
 from recbench.errors import RefusedError
 from recbench.results.schema import ResultRow, read_row
@@ -138,9 +139,10 @@ def safe_overrides(row: ResultRow, conf_dir: Path = CONF_DIR) -> list[str]:
     return kept
 
 
-def check_composition(row: ResultRow, overrides: list[str], conf_dir: Path = CONF_DIR) -> None:
+def check_composition(row: ResultRow, overrides: list[str], conf_dir: Path = CONF_DIR) -> DictConfig:
     """Compose the overrides with this checkout's ``conf/`` (composing runs no code), check every
-    ``_target_`` it would call, and, for next-item rows, that it hashes as the row did."""
+    ``_target_`` it would call, and, for next-item rows, that it hashes as the row did. Returns the
+    composed config."""
     from hydra import compose, initialize_config_dir
 
     from recbench.results.builder import config_hashes
@@ -150,7 +152,7 @@ def check_composition(row: ResultRow, overrides: list[str], conf_dir: Path = CON
         cfg = compose("config", overrides=overrides)
     check_targets(cfg)
     if row.config.get("model", {}).get("task", "next_item") != "next_item":
-        return  # search runs reshape their config before hashing (recbench/search/run.py)
+        return cfg  # search runs reshape their config before hashing (recbench/search/run.py)
     config_hash = config_hashes(cfg)[0]
     if config_hash != row.config_hash:
         raise RefusedError(
@@ -158,19 +160,18 @@ def check_composition(row: ResultRow, overrides: list[str], conf_dir: Path = CON
             f"{config_hash[:12]}, but the row records {row.config_hash[:12]}: this is not the setting that "
             "produced the row (check out the row's commit, or the row was edited)"
         )
+    return cfg
 
 
-def rounding_overrides(row: ResultRow, overrides: list[str], conf_dir: Path = CONF_DIR) -> list[str]:
+def rounding_overrides(row: ResultRow, cfg: DictConfig) -> list[str]:
     """Overrides that pin, for each rounding-level key (``ROUNDING_ONLY`` in recbench/results/builder.py)
-    the composed config has, the value the row ran with: its own where its config records the key, else
-    the value of rows made before the key existed. Without them a re-run would take today's default."""
-    from hydra import compose, initialize_config_dir
+    that the row's composed config ``cfg`` has, the value the row ran with: its own where its config
+    records the key, else the value of rows made before the key existed. Without them a re-run would take
+    today's default."""
     from omegaconf import OmegaConf
 
     from recbench.results.builder import ROUNDING_ONLY, dotted_parent
 
-    with initialize_config_dir(config_dir=str(conf_dir), version_base="1.3"):
-        cfg = compose("config", overrides=overrides)
     pinned = []
     for key, before in ROUNDING_ONLY.items():
         if OmegaConf.select(cfg, key) is None:
@@ -185,8 +186,7 @@ def rounding_overrides(row: ResultRow, overrides: list[str], conf_dir: Path = CO
 
 def rerun(row: ResultRow, workdir: Path) -> ResultRow:
     kept = safe_overrides(row)
-    check_composition(row, kept)
-    kept += rounding_overrides(row, kept)
+    kept += rounding_overrides(row, check_composition(row, kept))
     cmd = [
         sys.executable,
         "-m",

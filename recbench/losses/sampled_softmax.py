@@ -6,8 +6,8 @@ generative-recommenders (HSTU) baselines: 128 uniform negatives over L2-normalis
 * ``uniform``: K items drawn uniformly, shared by the whole batch (one (N, K) matrix product, as
   TensorFlow's ``sampled_softmax_loss``);
 * ``uniform_per_query``: K items drawn uniformly for each query, as generative-recommenders' local
-  negatives sampler (its HSTU and SASRec rows): N x K draws per step instead of K, at the cost of an
-  (N, K, D) gather;
+  negatives sampler (its HSTU and SASRec rows): N x K draws per step instead of K (scored through the
+  full (N, I) score matrix where that is cheaper than gathering (N, K, D) embeddings);
 * ``in_batch``: the other targets of the batch, so popular items are sampled as often as they are targets.
 
 A negative equal to the row's positive (an "accidental hit") is removed. ``logq_correction`` subtracts the
@@ -45,25 +45,24 @@ class SampledSoftmax(nn.Module):
 
     def forward(self, query: torch.Tensor, targets: torch.Tensor, item_emb: torch.Tensor) -> torch.Tensor:
         """query (N, D), targets (N,) 0-based item indices, item_emb (I, D) -> mean loss."""
+        pos = (query * item_emb[targets]).sum(-1, keepdim=True)  # (N, 1)
         if self.negatives == "uniform_per_query":
             drawn = torch.randint(
                 item_emb.shape[0], (len(targets), self.num_negatives), device=targets.device
             )
-            pos = (query * item_emb[targets]).sum(-1, keepdim=True)  # (N, 1)
-            if item_emb.shape[0] <= drawn.shape[1] * item_emb.shape[1]:  # every score costs less than
-                neg = (query @ item_emb.T).gather(1, drawn)  # the gather: ML-1M 4x faster per step
+            if item_emb.shape[0] <= drawn.shape[1] * item_emb.shape[1]:  # scoring every item is cheaper
+                neg = (query @ item_emb.T).gather(1, drawn)  # than the (N, K, D) gather (ML-1M: 4x)
             else:
                 neg = torch.einsum("nd,nkd->nk", query, item_emb[drawn])  # (N, K)
-            neg = neg.masked_fill(drawn == targets[:, None], float("-inf"))  # accidental hits
-            return F.cross_entropy(torch.cat([pos, neg], dim=1), torch.zeros_like(targets))
-        negatives = self.sample(targets, item_emb.shape[0])  # (K,)
-        pos = (query * item_emb[targets]).sum(-1, keepdim=True)  # (N, 1)
-        neg = query @ item_emb[negatives].T  # (N, K)
-        if self.logq_correction:
-            ids, counts = targets.unique(return_counts=True)
-            log_q = torch.zeros(item_emb.shape[0], device=query.device, dtype=query.dtype)
-            log_q[ids] = (counts.to(query.dtype) / len(targets)).log()
-            pos, neg = pos - log_q[targets, None], neg - log_q[negatives][None]
-        neg = neg.masked_fill(negatives[None] == targets[:, None], float("-inf"))  # accidental hits
-        logits = torch.cat([pos, neg], dim=1)  # (N, 1 + K): the positive is class 0
-        return F.cross_entropy(logits, torch.zeros_like(targets))
+            hits = drawn == targets[:, None]
+        else:
+            negatives = self.sample(targets, item_emb.shape[0])  # (K,)
+            neg = query @ item_emb[negatives].T  # (N, K)
+            if self.logq_correction:
+                ids, counts = targets.unique(return_counts=True)
+                log_q = torch.zeros(item_emb.shape[0], device=query.device, dtype=query.dtype)
+                log_q[ids] = (counts.to(query.dtype) / len(targets)).log()
+                pos, neg = pos - log_q[targets, None], neg - log_q[negatives][None]
+            hits = negatives[None] == targets[:, None]
+        logits = torch.cat([pos, neg.masked_fill(hits, float("-inf"))], dim=1)  # accidental hits removed
+        return F.cross_entropy(logits, torch.zeros_like(targets))  # the positive is class 0

@@ -131,9 +131,8 @@ def config_hashes(cfg: DictConfig) -> tuple[str, str]:
     by a placeholder (so the hash does not depend on the machine or the run folder), the keys in
     :data:`NOT_HASHED` and :data:`ROUNDING_ONLY` left out, and so are those of :data:`NEUTRAL_WHEN`
     holding their neutral value, and those of :data:`HASHED_AS` hashed as the value published rows
-    hashed. The
-    setting hash also replaces the seed (everywhere it is interpolated)
-    by a placeholder: rows sharing it are repeats of one configuration."""
+    hashed. The setting hash also replaces the seed (everywhere it is interpolated) by a placeholder:
+    rows sharing it are repeats of one configuration."""
 
     def digest(seed: object) -> str:
         c = copy.deepcopy(cfg)
