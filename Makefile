@@ -12,7 +12,7 @@ export RECBENCH_DATA_DIR
 SEEDS ?= 0,1,2
 STAMP := $(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: install encoders test test-all lint repro repro-cf leaderboard bench bench-data clean
+.PHONY: install encoders test test-all lint repro repro-cf repro-text leaderboard bench bench-data clean
 
 install:
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
@@ -57,6 +57,27 @@ repro-cf:  ## the CF baselines on DATA, rows added to the leaderboard (hours on 
 	$(PYTHON) -m recbench.leaderboard add $(CF_OUT)/itemknn $(CF_OUT)/trained
 	$(PYTHON) -m recbench.leaderboard add --select-on-validation $(CF_OUT)/ease
 	$(PYTHON) -m recbench.leaderboard add --select-on-validation $(CF_OUT)/directau
+	$(PYTHON) -m recbench.leaderboard build
+
+# The text-encoder table (leaderboards/text_encoders.md): every encoder x PCA width, zero-shot
+# recommendation on Beauty and Toys (recency decay 0.05, chosen on Beauty's validation with MiniLM) and
+# dense search on both ESCI-150 protocols. Needs `make encoders`. Encoding is cached per encoder and
+# catalogue: about 40 min per encoder on 2 cores the first time (MiniLM ~5x less), seconds afterwards.
+TEXT_ENCODERS ?= minilm mpnet e5_small_q4
+TEXT_PCA ?= null 128 64
+TEXT_OUT ?= outputs/repro-text/$(STAMP)
+repro-text:
+	set -e; for enc in $(TEXT_ENCODERS); do for pca in $(TEXT_PCA); do \
+	  tag=$$enc$$([ $$pca = null ] || echo -pca$$pca); out=$(TEXT_OUT)/$$tag; \
+	  run="$(PYTHON) -m recbench.run encoder=$$enc logger=none"; \
+	  $$run experiment=text_zeroshot_beauty model.net.pca_dim=$$pca label=text-zeroshot-$$tag hydra.run.dir=$$out/beauty; \
+	  $$run model=text_zeroshot data=amazon_toys model.net.decay=0.05 model.net.pca_dim=$$pca \
+	    label=text-zeroshot-$$tag hydra.run.dir=$$out/toys; \
+	  for protocol in esci_rerank esci_retrieve; do \
+	    $$run experiment=esci150_dense protocol=$$protocol model.ranker.pca_dim=$$pca label=dense-$$tag \
+	      hydra.run.dir=$$out/$$protocol; \
+	  done; done; done
+	$(PYTHON) -m recbench.leaderboard add --skip-existing $(TEXT_OUT)
 	$(PYTHON) -m recbench.leaderboard build
 
 leaderboard:  ## regenerate the boards; with Chromium, check the page at 1400 and 390 px (screenshots in outputs/page)

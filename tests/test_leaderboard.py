@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
+from recbench.errors import RefusedError
 from recbench.leaderboard.__main__ import main as leaderboard_main
 from recbench.leaderboard.build import add, build, load_rows
 from recbench.leaderboard.verify import verify
@@ -318,3 +319,52 @@ def test_rows_logged_online_link_their_wandb_runs(run_dir, tmp_path):
     )
     assert wandb_links([row]) == ""  # offline: nothing to link
     assert wandb_links([online]) == f"; W&B: [seed {row.seed}](https://wandb.ai/me/recbench/runs/abc)"
+
+
+def test_add_refuses_a_second_copy_of_a_seed(run_dir, tmp_path):
+    root = tmp_path / "lb"
+    add([fake_run(run_dir, tmp_path / "a0", 0, "good")], root)
+    again = fake_run(run_dir, tmp_path / "again", 0, "good")  # the same seed of the same setting
+    json_path = again / "result.json"
+    data = json.loads(json_path.read_text())
+    data["run_id"] = "other-run"
+    json_path.write_text(json.dumps(data))
+    new = fake_run(run_dir, tmp_path / "a1", 1, "good")
+    with pytest.raises(RefusedError, match=r"seed 0 of setting good0000 \(good\) is already on the board"):
+        add([new, again], root)
+    assert len(load_rows(root)) == 1  # all or nothing: seed 1 was not added either
+    assert [p.name for p in add([new, again], root, skip_existing=True)] == ["seed1-good1.json"]
+    assert len(load_rows(root)) == 2
+
+
+def text_row(row, model: str, encoder: str, pca: int | None, ndcg: float, dataset: str = "amazon_beauty"):
+    part = "net" if model == "text_zeroshot" else "ranker"
+    config = {"model": {"name": model, part: {"encoder": encoder, "pca_dim": pca, "template": "{title}"}}}
+    metrics = {"test": {"ndcg@10": ndcg, "recall@10": 2 * ndcg}, "val": {"ndcg@10": ndcg}}
+    data = row.dataset.model_copy(update={"name": dataset})
+    return row.model_copy(update={"config": config, "metrics": metrics, "dataset": data})
+
+
+def test_encoder_table_one_line_per_encoder_and_width(run_dir):
+    from recbench.leaderboard.encoders import encoder_table
+    from recbench.results.schema import read_row
+
+    row = read_row(run_dir / "result.json")
+    rows = [
+        text_row(row, "text_zeroshot", "all-mpnet-base-v2", None, 0.03),
+        text_row(row, "text_zeroshot", "all-MiniLM-L6-v2", 64, 0.02),
+        text_row(row, "text_zeroshot", "all-MiniLM-L6-v2", None, 0.025),
+        text_row(row, "text_zeroshot", "all-MiniLM-L6-v2", None, 0.035, dataset="amazon_toys"),
+        row,  # not a text row: left out
+    ]
+    header, body, notes = encoder_table(rows)
+    assert header[:5] == ["encoder", "PCA", "encoder params", "amazon_beauty N@10", "amazon_beauty R@10"]
+    assert [line[:2] for line in body] == [["all-MiniLM-L6-v2", "–"], ["all-MiniLM-L6-v2", "64"],
+                                           ["all-mpnet-base-v2", "–"]]  # fmt: skip
+    assert body[0][3:] == ["0.0250", "0.0500", "**0.0350**", "**0.0700**"]
+    assert body[2][3:] == ["**0.0300**", "**0.0600**", "–", "–"] and not notes
+    # two decays of one encoder and width: the cell shows the one better on validation, and says so
+    other = text_row(row, "text_zeroshot", "all-mpnet-base-v2", None, 0.04)
+    other.config["model"]["net"]["decay"] = 0.5
+    _, body, notes = encoder_table([*rows, other])
+    assert body[2][3] == "**0.0400**" and len(notes) == 1 and '"decay": 0.5' in notes[0]

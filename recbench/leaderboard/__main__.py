@@ -17,6 +17,11 @@ def main(argv: list[str] | None = None) -> int:
     p_add.add_argument("runs", nargs="+", type=Path, help="run folders (or result.json files)")
     p_add.add_argument("--allow-dirty", action="store_true", help="accept rows from uncommitted code")
     p_add.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="skip rows whose seed and setting are already on the board",
+    )
+    p_add.add_argument(
         "--select-on-validation",
         action="store_true",
         help="each folder is a sweep: add only the setting with the best validation score, with the search",
@@ -36,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.root,
                 allow_dirty=args.allow_dirty,
                 select_on_validation=args.select_on_validation,
+                skip_existing=args.skip_existing,
             ):
                 print(f"added {p}")
         elif args.cmd == "verify":

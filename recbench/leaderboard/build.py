@@ -26,6 +26,7 @@ from scipy import stats
 from recbench.data.sampled import VARIANTS
 from recbench.errors import RefusedError
 from recbench.leaderboard import significance
+from recbench.leaderboard.encoders import encoder_markdown, encoder_table
 from recbench.leaderboard.verify import RESUMED
 from recbench.metrics.ranking import RankMetric
 from recbench.results.failure import FAILED_FILE, failure_of
@@ -36,6 +37,7 @@ log = logging.getLogger(__name__)
 
 COLUMNS = ["recall@5", "ndcg@5", "recall@10", "ndcg@10", "recall@20", "ndcg@20"]
 SHORT = {"recall": "R", "ndcg": "N", "mrr": "MRR"}
+ENCODERS_PAGE = "text_encoders.md"
 PRIMARY = "ndcg@10"  # sorts the tables and is the metric of the significance test
 
 
@@ -51,8 +53,17 @@ def row_path(root: Path, row: ResultRow) -> Path:
     return folder / f"seed{row.seed}-{row.run_id}.json"
 
 
+def _repeat_key(row: ResultRow) -> tuple[str, str, str, str, int]:
+    """What makes two rows the same repeat: one seed of one setting under one name on one board."""
+    return (row.benchmark.name, row.dataset.name, row.model.label, row.setting_hash, row.seed)
+
+
 def add(
-    run_dirs: list[Path], root: Path, allow_dirty: bool = False, select_on_validation: bool = False
+    run_dirs: list[Path],
+    root: Path,
+    allow_dirty: bool = False,
+    select_on_validation: bool = False,
+    skip_existing: bool = False,
 ) -> list[Path]:
     """Copy the validated ``result.json`` of each run folder (or of every run under a sweep folder) into
     the leaderboard's results tree, with the per-user test ranks from its predictions file.
@@ -60,7 +71,10 @@ def add(
     ``select_on_validation``: the folders together are one search over settings (one sweep, or several
     that widened it; seeds included or not); only the rows of the setting with the best mean validation
     score (the rows' ``monitor``) are added, each carrying the whole search in ``selection``: every
-    setting tried and its validation score."""
+    setting tried and its validation score.
+
+    A row repeating a seed of a setting already on the board is refused (it would count as another seed),
+    or skipped with ``skip_existing``."""
     sources: list[tuple[Path, Selection | None]] = []
     searched: list[Path] = []
     for run_dir in run_dirs:
@@ -79,14 +93,30 @@ def add(
             sources += [(src, None) for src in found]
     if select_on_validation:
         sources = list(select(", ".join(d.name for d in run_dirs), searched))
-    written = []
-    for src, selection in sources:
+    on_board = {_repeat_key(r): path for path, r in load_rows(root)} if (root / "results").is_dir() else {}
+    rows: list[tuple[Path, Selection | None, ResultRow]] = []
+    for src, selection in sources:  # every check before anything is written: all or nothing
         row = read_row(src)
         if row.git.dirty and not allow_dirty:
             raise ValueError(
                 f"{src}: produced from a working tree with uncommitted changes (git {row.git.sha}); "
                 "its command would not reproduce it. Commit and re-run, or pass --allow-dirty."
             )
+        if (there := on_board.get(_repeat_key(row))) is not None:
+            if skip_existing:
+                log.info(
+                    "%s: seed %d of this setting is already on the board (%s): skipped", src, row.seed, there
+                )
+                continue
+            raise RefusedError(
+                f"{src}: seed {row.seed} of setting {row.setting_hash[:8]} ({row.model.label}) is already on "
+                f"the board as {there}: a second copy would count as another seed. Nothing was added; "
+                "remove that file to replace it, or pass --skip-existing to add only new rows."
+            )
+        on_board[_repeat_key(row)] = src
+        rows.append((src, selection, row))
+    written = []
+    for src, selection, row in rows:
         dst = row_path(root, row)
         if selection is None:
             atomic_write_text(dst, src.read_text())
@@ -620,6 +650,12 @@ def build(root: Path) -> list[Path]:
         f"- [{p.stem}]({p.name}): {len(by_dataset[k])} rows"
         for k, p in zip(sorted(by_dataset), written, strict=True)
     ]
+    rows = [r for _, r in entries]
+    encoders_page = encoder_markdown(rows, markdown)
+    if encoders_page is not None:
+        atomic_write_text(root / ENCODERS_PAGE, encoders_page)
+        written.append(root / ENCODERS_PAGE)
+        index.append(f"- [text encoders]({ENCODERS_PAGE}): zero-shot recommendation and search per encoder")
     atomic_write_text(root / "README.md", "\n".join(index) + "\n")
-    atomic_write_text(root / "index.html", render_html(pages))
+    atomic_write_text(root / "index.html", render_html(pages, encoder_table(rows)))
     return [*written, root / "index.html"]
