@@ -207,3 +207,15 @@ def test_encoder_choice_reaches_every_text_component(tmp_path):
         "all-mpnet-base-v2"
     )
     assert cfg("model=tiger", "tokenizer=rqvae", "encoder=mpnet").tokenizer.encoder == "all-mpnet-base-v2"
+
+
+def test_naming_the_default_encoder_keeps_the_setting_hash(tmp_path):
+    from recbench.results.builder import config_hashes
+
+    def cfg(*overrides):
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            return compose("config", overrides=[*overrides, f"paths.log_dir={tmp_path}"])
+
+    default = config_hashes(cfg("model=text_zeroshot"))
+    assert config_hashes(cfg("model=text_zeroshot", "encoder=minilm")) == default
+    assert config_hashes(cfg("model=text_zeroshot", "encoder=mpnet"))[1] != default[1]
