@@ -2,11 +2,13 @@
 
     python scripts/bench_retrieval.py                       # 100k and 1M vectors, d = 384
     python scripts/bench_retrieval.py --sizes 20000 --queries 200 --encode 500   # a quick check
+    python scripts/bench_retrieval.py --sizes --encoders minilm mpnet --encode-threads 1   # encoders only
 
 Reports, per corpus size: index build seconds, batch query throughput (queries/s), single-query
 latency (median ms over --latency-queries one-query searches), and the recall@10 of HNSW against exact
-search (IndexFlatIP) on the same queries. Also the sentence encoder's throughput (texts/s) on synthetic
-product titles. Vectors are synthetic (:class:`SyntheticEmbeddings`: clustered, intrinsic dimension
+search (IndexFlatIP) on the same queries. Also each text encoder's throughput (texts/s) on synthetic
+product titles and the peak memory of a process that loaded it (conf/encoder/; one process each).
+Vectors are synthetic (:class:`SyntheticEmbeddings`: clustered, intrinsic dimension
 --latent, projected to --dim). Results go to stdout and, as JSON, to --out.
 """
 
@@ -99,17 +101,55 @@ class SyntheticEmbeddings:
         return l2_normalize(out)
 
 
-def encode_throughput(n: int, batch_size: int, rng: np.random.Generator) -> dict[str, Any]:
-    from recbench.embeddings.text import load_encoder
+def encode_throughput(
+    encoder: str, n: int, batch_size: int, seed: int, threads: int | None
+) -> dict[str, Any]:
+    """Texts/s of one encoder on ``n`` synthetic product titles, and the peak memory of the process that
+    loaded it: run in a fresh process per encoder (see :func:`encode_all`), so each peak is its own."""
+    import torch
 
+    from recbench.embeddings.text import load_encoder
+    from recbench.utils.environment import peak_memory_mb
+
+    if threads:
+        torch.set_num_threads(threads)
+    rng = np.random.default_rng(seed)
     texts = [" ".join(rng.choice(WORDS, size=int(rng.integers(4, 14)))) for _ in range(n)]
-    model = load_encoder()
-    model.encode(texts[:batch_size], batch_size=batch_size)  # warm-up
     t = time.perf_counter()
-    model.encode(texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False)
+    model = load_encoder(encoder)
+    load_seconds = time.perf_counter() - t
+    model.encode(texts[:batch_size], role="symmetric", batch_size=batch_size, normalize=True)  # warm-up
+    t = time.perf_counter()
+    emb = model.encode(texts, role="symmetric", batch_size=batch_size, normalize=True)
     seconds = time.perf_counter() - t
-    return {"encoder": "all-MiniLM-L6-v2", "texts": n, "batch_size": batch_size, "seconds": seconds,
-            "texts_per_second": n / seconds}  # fmt: skip
+    return {"encoder": encoder, "texts": n, "batch_size": batch_size, "dim": int(emb.shape[1]),
+            "threads": torch.get_num_threads(), "n_params": model.n_params, "load_seconds": load_seconds,
+            "seconds": seconds, "texts_per_second": n / seconds,
+            "peak_memory_mb": peak_memory_mb()}  # fmt: skip
+
+
+def encode_all(encoders: list[str], n: int, seed: int, threads: int | None) -> list[dict[str, Any]]:
+    """:func:`encode_throughput` of each encoder in its own process; an encoder that is not installed is
+    reported as skipped, with the reason."""
+    import subprocess
+    import sys
+
+    out = []
+    for key in encoders:
+        cmd = [sys.executable, __file__, "--encode-one", key, "--encode", str(n), "--seed", str(seed)]
+        if threads:
+            cmd += ["--encode-threads", str(threads)]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            why = (done.stderr.strip().splitlines() or ["failed"])[-1]
+            out.append({"encoder": key, "skipped": why})
+            print(f"encoding {key}: skipped ({why})", flush=True)
+            continue
+        entry = json.loads(done.stdout.strip().splitlines()[-1])
+        out.append(entry)
+        print(f"encoding {key}: {entry['texts_per_second']:.0f} texts/s, dim {entry['dim']}, "
+              f"{entry['threads']} threads, peak {entry['peak_memory_mb']:.0f} MB", flush=True)  # fmt: skip
+    return out
 
 
 def search_stats(index: Any, queries: np.ndarray, k: int, latency_queries: int) -> dict[str, float]:
@@ -132,7 +172,7 @@ def search_stats(index: Any, queries: np.ndarray, k: int, latency_queries: int) 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    p.add_argument("--sizes", type=int, nargs="*", default=[100_000, 1_000_000])
     p.add_argument("--dim", type=int, default=384)
     p.add_argument("--queries", type=int, default=1000)
     p.add_argument("--latency-queries", type=int, default=200)
@@ -143,13 +183,21 @@ def main() -> None:
     p.add_argument("--ef-construction", type=int, default=80)
     p.add_argument("--ef-search", type=int, nargs="+", default=[64, 128])
     p.add_argument("--encode", type=int, default=2000, help="texts for the encoder throughput (0: skip)")
+    p.add_argument("--encoders", nargs="+", default=None, help="conf/encoder keys (default: every one)")
+    p.add_argument("--encode-threads", type=int, default=None, help="torch threads while encoding")
+    p.add_argument("--encode-one", default=None, help=argparse.SUPPRESS)  # the per-encoder child process
     p.add_argument("--threads", type=int, default=None, help="faiss threads (default: faiss's)")
     p.add_argument("--seed", type=int, default=0)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     p.add_argument("--out", type=Path, default=Path("outputs/bench_retrieval") / f"{stamp}.json")
     args = p.parse_args()
+    if args.encode_one:
+        print(json.dumps(encode_throughput(args.encode_one, args.encode, 64, args.seed, args.encode_threads)))
+        return
 
     import faiss
+
+    from recbench.embeddings.encoders import registry
 
     if args.threads:
         faiss.omp_set_num_threads(args.threads)
@@ -161,8 +209,8 @@ def main() -> None:
         "corpora": [],
     }  # fmt: skip
     if args.encode:
-        report["encoding"] = enc = encode_throughput(args.encode, 64, rng)
-        print(f"encoding: {enc['texts_per_second']:.0f} texts/s ({enc['texts']} texts, batch 64)", flush=True)
+        report["encoding"] = encode_all(args.encoders or sorted(registry()), args.encode, args.seed,
+                                        args.encode_threads)  # fmt: skip
         atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
     for n in args.sizes:
         gen = SyntheticEmbeddings(args.dim, args.clusters, args.latent, args.seed)
