@@ -131,3 +131,44 @@ def test_prefix_step_equals_the_padded_batch_loss():
     batch = PrefixBatch(users=torch.arange(7), inputs=inputs, targets=targets)
     padded = FullSoftmaxCE()(net(inputs)[:, -1], targets, net.item_embeddings())
     torch.testing.assert_close(module.training_step(batch, 0), padded)
+
+
+def text_sasrec(monkeypatch, mode: str, **kw):
+    import numpy as np
+    import pandas as pd
+
+    import recbench.models.sasrec_text as module
+
+    def fake_encode(texts, *args, **kwargs):  # deterministic 12-dim "embeddings": no encoder needed
+        return np.random.default_rng(0).normal(size=(len(texts), 12)).astype(np.float32)
+
+    monkeypatch.setattr(module, "encode_texts", fake_encode)
+    titles = pd.DataFrame({"title": [f"item {i}" for i in range(30)]})
+    torch.manual_seed(0)
+    net = module.TextSASRec(30, titles, mode=mode, max_len=8, hidden_size=16, num_heads=2, ffn_size=32, **kw)
+    return net.eval()
+
+
+def test_text_fused_sasrec_with_the_projection_zeroed_is_sasrec(monkeypatch):
+    fused = text_sasrec(monkeypatch, "fused")
+    plain = small()
+    plain.load_state_dict({k: v for k, v in fused.state_dict().items() if not k.startswith("text_proj")})
+    tokens = torch.tensor([[0, 0, 3, 4, 5], [1, 2, 3, 4, 5]])
+    with torch.no_grad():
+        fused.text_proj.weight.zero_()
+    assert torch.equal(fused(tokens), plain(tokens))
+    assert torch.equal(fused.item_embeddings(), plain.item_embeddings())
+    with torch.no_grad():
+        fused.text_proj.weight.normal_()
+    assert not torch.allclose(fused.item_embeddings(), plain.item_embeddings())
+
+
+def test_text_only_sasrec_has_no_id_embeddings_and_learns_through_the_text(monkeypatch):
+    net = text_sasrec(monkeypatch, "text_only").train()
+    assert not hasattr(net, "item_emb") and net.item_table()[0].abs().sum() == 0  # padding stays zero
+    assert net.item_embeddings().shape == (30, 16)
+    loss = FullSoftmaxCE()(net(torch.tensor([[1, 2, 3]]))[:, -1], torch.tensor([7]), net.item_embeddings())
+    loss.backward()
+    assert net.text_proj.weight.grad is not None and net.text_proj.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match=r"model\.net\.mode must be one of"):
+        text_sasrec(monkeypatch, "ids")

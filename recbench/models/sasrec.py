@@ -150,7 +150,7 @@ class SASRec(nn.Module):
             positions = torch.arange(self.max_len - length, self.max_len, device=tokens.device)[None]
         else:  # the oldest real item gets position 0
             positions = positions_from_start(valid)  # (B, L)
-        x = self.item_emb(tokens) + self.pos_emb(positions)  # (B, L, D)
+        x = self.embed(tokens) + self.pos_emb(positions)  # (B, L, D)
         x = self.emb_drop(self.ln_f(x) if self.norm == "post" else x)
         causal = torch.ones(length, length, dtype=torch.bool, device=tokens.device).tril()
         # A real position may attend to earlier real positions; a padding position attends only to itself
@@ -162,7 +162,15 @@ class SASRec(nn.Module):
         x = x if self.norm == "post" else self.ln_f(x)
         return self.scoring.queries(x)
 
+    def item_table(self) -> torch.Tensor:
+        """(num_items + 1, D) the item vectors, padding row 0 included: what the input embeds and the
+        output scores with (tied). Variants that build items from more than an ID override it."""
+        return self.item_emb.weight
+
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        return self.item_emb(tokens)
+
     def item_embeddings(self) -> torch.Tensor:
         """(num_items, D) output embeddings, tied to the input ones (padding row excluded); unit length
         under ``similarity=cosine``."""
-        return self.scoring.items(self.item_emb.weight[1:])
+        return self.scoring.items(self.item_table()[1:])

@@ -1,0 +1,89 @@
+"""SASRec with item text: every item vector (input and tied output) is built from a frozen text embedding.
+
+``mode``:
+* ``fused``: item vector = ID embedding + W · text embedding, W a learned projection of the frozen
+  sentence-encoder embedding of the item's text (a bias-free linear map, no ID information in it). With
+  W = 0 this is plain SASRec, score for score.
+* ``text_only``: item vector = W · text embedding + b: no ID embeddings, so an item is what its text says.
+  It scores items never seen in training as well as any other (inductive, as UniSRec's and Recformer's
+  text-only settings), at the price of items with the same text being the same item to it.
+
+The text embeddings are computed once per (encoder, template, catalogue) and cached
+(:func:`recbench.embeddings.text.encode_texts`), optionally reduced by PCA fitted on the catalogue. The
+encoder is frozen: only W (and b) and the Transformer are trained. Everything else is SASRec's
+(:mod:`recbench.models.sasrec`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from recbench.embeddings.index import PCA
+from recbench.embeddings.text import DEFAULT_ENCODER, encode_texts, render_texts
+from recbench.models.sasrec import SASRec
+
+MODES = ("fused", "text_only")
+
+
+class TextSASRec(SASRec):
+    """Args (besides SASRec's):
+    item_text: the dataset's item text (index = item index).
+    mode: ``fused`` (ID + projected text) or ``text_only`` (projected text).
+    template: ``str.format`` template over the item-text columns.
+    encoder: a ``conf/encoder`` name or a sentence-transformers model name or path.
+    pca_dim: PCA of the text embeddings to this many dimensions, fitted on the catalogue (None: off).
+    """
+
+    def __init__(
+        self,
+        num_items: int,
+        item_text: pd.DataFrame,
+        mode: str = "fused",
+        template: str = "{title}",
+        encoder: str = DEFAULT_ENCODER,
+        pca_dim: int | None = None,
+        batch_size: int = 64,
+        cache_dir: str | None = None,
+        device: str | None = None,
+        **sasrec: Any,
+    ) -> None:
+        super().__init__(num_items, **sasrec)
+        if mode not in MODES:
+            raise ValueError(f"model.net.mode must be one of {MODES}, got {mode!r}")
+        if len(item_text) != num_items:
+            raise ValueError(f"item_text has {len(item_text)} rows for {num_items} items")
+        self.mode = mode
+        emb = encode_texts(
+            render_texts(item_text, template),
+            encoder,
+            batch_size=batch_size,
+            cache_dir=cache_dir,
+            device=device,
+        )
+        if pca_dim:
+            emb = PCA(pca_dim).fit(emb).transform(emb)
+        padded = np.concatenate([np.zeros((1, emb.shape[1]), np.float32), emb.astype(np.float32)])
+        self.text: torch.Tensor
+        self.register_buffer("text", torch.from_numpy(padded), persistent=False)  # (I + 1, T), row 0 zero
+        hidden = self.item_emb.embedding_dim
+        self.text_proj = nn.Linear(emb.shape[1], hidden, bias=mode == "text_only")
+        std = float(sasrec.get("init_std", 0.02))
+        nn.init.normal_(self.text_proj.weight, std=std)
+        if self.text_proj.bias is not None:
+            nn.init.zeros_(self.text_proj.bias)
+        if mode == "text_only":
+            del self.item_emb  # no ID embeddings: not a parameter, not counted
+
+    def item_table(self) -> torch.Tensor:
+        text = self.text_proj(self.text)  # (I + 1, D)
+        if self.text_proj.bias is not None:
+            text = torch.cat([torch.zeros_like(text[:1]), text[1:]])  # padding stays the zero vector
+        return text if self.mode == "text_only" else self.item_emb.weight + text
+
+    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
+        return nn.functional.embedding(tokens, self.item_table())
