@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from recbench.results.schema import ResultRow, read_row, write_row
@@ -113,3 +114,43 @@ def test_peak_memory_restarts_for_each_run():
     if not reset_peak_memory():
         pytest.skip("this system cannot reset the peak (no /proc/self/clear_refs)")
     assert peak_memory_mb() < high - 200
+
+
+def test_cold_slice_counts_training_occurrences_and_scores_only_cold_targets():
+    """Item "c" occurs once in training (cold), "a" seven times (not): only the case whose test target is
+    "c" enters test_cold5, with its own rank, in each history setting. (Training: every item before a
+    user's validation item.)"""
+    from types import SimpleNamespace
+
+    from recbench.data.dataset import SequenceDataset
+    from recbench.data.protocol import LeaveOneOut
+    from recbench.metrics.ranking import build_metrics
+    from recbench.results.builder import cold_slice
+
+    seqs = [
+        ("u0", ["a", "a", "a", "b", "x", "c"]),  # test target c
+        ("u1", ["a", "a", "c", "b", "y", "a"]),  # test target a
+        ("u2", ["a", "a", "b", "b", "z", "a"]),  # test target a
+    ]
+    ds = SequenceDataset.from_sequences("tiny", seqs)
+    split = LeaveOneOut().split(ds)
+    item = {name: i for i, name in enumerate(ds.item_ids)}
+    targets = np.array([item["c"], item["a"], item["a"]])
+    metrics = build_metrics(names=["recall", "ndcg"], ks=[1, 10])
+    module = SimpleNamespace(
+        mask_history=False,
+        metrics=metrics,
+        predictions={
+            "users": np.arange(3),
+            "targets": targets,
+            "plain": np.array([3, 1, 1]),
+            "masked": np.array([2, 1, 1]),
+        },
+    )
+    out = cold_slice(module, ds, split)
+    assert set(out) == {"test_cold5", "test_cold5_history_masked"}
+    assert out["test_cold5"]["cases"] == 1.0 and out["test_cold5"]["recall@1"] == 0.0
+    assert out["test_cold5"]["ndcg@10"] == pytest.approx(1 / np.log2(4))  # rank 3
+    assert out["test_cold5_history_masked"]["ndcg@10"] == pytest.approx(1 / np.log2(3))  # rank 2
+    module.predictions["targets"] = np.array([item["a"]] * 3)
+    assert cold_slice(module, ds, split) == {}  # no cold target: no slice

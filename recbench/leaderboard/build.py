@@ -30,7 +30,15 @@ from recbench.leaderboard.encoders import encoder_markdown, encoder_table
 from recbench.leaderboard.verify import RESUMED
 from recbench.metrics.ranking import RankMetric
 from recbench.results.failure import FAILED_FILE, failure_of
-from recbench.results.schema import Candidate, ResultRow, Selection, read_row, write_row
+from recbench.results.schema import (
+    COLD_MAX_COUNT,
+    COLD_SPLIT,
+    Candidate,
+    ResultRow,
+    Selection,
+    read_row,
+    write_row,
+)
 from recbench.utils.files import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -38,6 +46,7 @@ log = logging.getLogger(__name__)
 COLUMNS = ["recall@5", "ndcg@5", "recall@10", "ndcg@10", "recall@20", "ndcg@20"]
 SHORT = {"recall": "R", "ndcg": "N", "mrr": "MRR"}
 ENCODERS_PAGE = "text_encoders.md"
+COLD_COLUMN = f"N@10 cold (≤{COLD_MAX_COUNT} in train)"
 PRIMARY = "ndcg@10"  # sorts the tables and is the metric of the significance test
 
 
@@ -206,6 +215,14 @@ class Group:
         return statistics.fmean(values) if values else -math.inf
 
 
+def cold_metrics(row: ResultRow, masked: bool) -> dict[str, float] | None:
+    """The cold-item slice's test metrics of ``row`` with history masked or not (None in rows made before
+    the slice existed, and where no test target is cold)."""
+    if row.protocol.mask_history == masked:
+        return row.metrics.get(COLD_SPLIT)
+    return row.metrics.get(f"{COLD_SPLIT}_history_{'unmasked' if row.protocol.mask_history else 'masked'}")
+
+
 def split_metrics(row: ResultRow, masked: bool) -> dict[str, float]:
     """Test metrics of ``row`` with history masked or not, whichever was its headline protocol."""
     if row.protocol.mask_history == masked:
@@ -306,7 +323,13 @@ def test_history(rows: list[ResultRow]) -> str:
 
 def table(groups: list[Group], cols: list[str], masked: bool) -> tuple[list[str], list[list[str]]]:
     """Header and cells of one leaderboard table (shared by the markdown and HTML renderers)."""
-    header = [*HEADER[:3], *[short(c) for c in cols], f"p vs best ({short(PRIMARY)})", *HEADER[3:]]
+    header = [
+        *HEADER[:3],
+        *[short(c) for c in cols],
+        f"p vs best ({short(PRIMARY)})",
+        COLD_COLUMN,
+        *HEADER[3:],
+    ]
     header += ["commit", "setting"]
     body = []
     for g in groups:
@@ -314,6 +337,9 @@ def table(groups: list[Group], cols: list[str], masked: bool) -> tuple[list[str]
         cells = [g.label, str(len(g.rows)), test_history(g.rows)]
         cells += [mean_std([m[c] for m in ms if c in m]) for c in cols]
         cells.append("best" if masked not in g.p_value else fmt_p(g.p_value[masked]))
+        cells.append(
+            mean_std([m[PRIMARY] for r in g.rows if (m := cold_metrics(r, masked)) and PRIMARY in m])
+        )
         cells += [
             fmt_mean([r.cost.best_epoch for r in g.rows], 1),
             stopped(g.rows),
@@ -361,7 +387,9 @@ def describe(first: ResultRow) -> str:
         f"{first.dataset.items:,} items, {first.dataset.eval_users:,} test users; "
         f"ties: {first.protocol.ties}. Test metrics of the epoch selected on validation "
         f"({first.config.get('monitor', 'val/ndcg@10')}); mean ± sample std over seeds; p: two-sided paired "
-        f"t-test over users of per-user {PRIMARY} (averaged over seeds) against the best row."
+        f"t-test over users of per-user {PRIMARY} (averaged over seeds) against the best row. "
+        f"{COLD_COLUMN}: {PRIMARY} over the test cases whose target occurs at most {COLD_MAX_COUNT} times "
+        "in the training interactions (rows made before the slice existed: –)."
     )
 
 

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from recbench.data.dataset import SequenceDataset, sha256_file, text_coverage
 from recbench.data.protocol import Split
 from recbench.data.sampled import split_name
-from recbench.results.schema import ResultRow
+from recbench.results.schema import COLD_MAX_COUNT, COLD_SPLIT, ResultRow
 from recbench.utils.callbacks import EpochTimer
 from recbench.utils.environment import hardware, package_versions, peak_memory_mb
 from recbench.utils.files import atomic_write_parquet
@@ -159,6 +159,30 @@ def reproduce_command(cfg: DictConfig, overrides: list[str] | None) -> str:
     return " ".join(["python -m recbench.run", *args])
 
 
+def cold_slice(module: Any, dataset: SequenceDataset, split: Split) -> dict[str, dict[str, float]]:
+    """Test metrics over the cases whose target is a cold item (seen at most :data:`COLD_MAX_COUNT` times
+    among the training interactions), for the headline history setting (``test_cold5``) and the other one
+    beside it, each with its number of cases. A diagnostic beside the headline, computed from the same
+    ranks; empty where no case is cold or the recipe kept no per-case ranks."""
+    from recbench.inputs import RunContext, train_item_counts
+    from recbench.metrics.ranking import compute
+
+    p = getattr(module, "predictions", None) or {}
+    if "targets" not in p or "plain" not in p:
+        return {}
+    cold = train_item_counts(RunContext(dataset, split, None))[p["targets"]] <= COLD_MAX_COUNT
+    if not cold.any():
+        return {}
+    name = COLD_SPLIT
+    head, alt = ("masked", "plain") if module.mask_history else ("plain", "masked")
+    other = f"{name}_history_{'unmasked' if module.mask_history else 'masked'}"
+    cases = float(cold.sum())
+    return {
+        name: {**compute(module.metrics, p[head][cold]), "cases": cases},
+        other: {**compute(module.metrics, p[alt][cold]), "cases": cases},
+    }
+
+
 def write_predictions(module: Any, dataset: SequenceDataset, path: Path) -> dict[str, Any]:
     """Top-K items and scores per test user, the target and its rank both ways, as parquet."""
     p = module.predictions
@@ -257,7 +281,7 @@ def build_row(
             },
             seed=cfg.seed,
             experiment=cfg.get("experiment_name"),
-            metrics=module.results,
+            metrics={**module.results, **cold_slice(module, dataset, split)},
             higher_is_better={k: True for k in metric_keys},
             cost={
                 "epochs_trained": len(timer.elapsed_at_epoch_end),

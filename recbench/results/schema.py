@@ -19,6 +19,10 @@ from recbench.utils.files import atomic_write_text
 
 SCHEMA_VERSION = "1"
 FLOAT_DIGITS = 8
+# The cold-item slice of next-item rows: test targets seen at most this often among the training
+# interactions, in split COLD_SPLIT (headline history setting) and COLD_SPLIT + "_history_(un)masked".
+COLD_MAX_COUNT = 5
+COLD_SPLIT = f"test_cold{COLD_MAX_COUNT}"
 
 
 class Strict(BaseModel):
