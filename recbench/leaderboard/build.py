@@ -337,9 +337,9 @@ def table(groups: list[Group], cols: list[str], masked: bool) -> tuple[list[str]
         cells = [g.label, str(len(g.rows)), test_history(g.rows)]
         cells += [mean_std([m[c] for m in ms if c in m]) for c in cols]
         cells.append("best" if masked not in g.p_value else fmt_p(g.p_value[masked]))
-        cells.append(
-            mean_std([m[PRIMARY] for r in g.rows if (m := cold_metrics(r, masked)) and PRIMARY in m])
-        )
+        cold = [m[PRIMARY] for r in g.rows if (m := cold_metrics(r, masked)) and PRIMARY in m]
+        some = f" ({len(cold)} of {len(g.rows)} seeds)" if cold and len(cold) < len(g.rows) else ""
+        cells.append(mean_std(cold) + some)
         cells += [
             fmt_mean([r.cost.best_epoch for r in g.rows], 1),
             stopped(g.rows),
