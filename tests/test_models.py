@@ -172,3 +172,27 @@ def test_text_only_sasrec_has_no_id_embeddings_and_learns_through_the_text(monke
     assert net.text_proj.weight.grad is not None and net.text_proj.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match=r"model\.net\.mode must be one of"):
         text_sasrec(monkeypatch, "ids")
+
+
+def test_whitening_moe_adaptor_shapes_gate_and_uniform_start():
+    from recbench.models.sasrec_text import WhiteningMoE
+
+    torch.manual_seed(0)
+    moe = WhiteningMoE(12, 16, experts=4, dropout=0.0).eval()
+    x = torch.randn(5, 12)
+    out = moe(x)
+    assert out.shape == (5, 16)
+    # the gate starts at zero: every expert weighs 1/k, so the output is the mean of the experts' maps
+    experts = torch.stack([(x - moe.shift[i]) @ moe.weight[i] for i in range(4)])
+    assert torch.allclose(out, experts.mean(0), atol=1e-6)
+    with torch.no_grad():
+        moe.gate[:, 0] = 100.0 * x[0]  # a gate that picks expert 0 for x[0]
+    assert torch.allclose(moe(x[:1]), experts[0, :1], atol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["text_only", "fused"])
+def test_unisrec_style_net_scores_every_item(monkeypatch, mode):
+    net = text_sasrec(monkeypatch, mode, adaptor="moe", experts=3, similarity="cosine", temperature=0.07)
+    assert net.item_table()[0].abs().sum() == 0 and net.item_embeddings().shape == (30, 16)
+    hidden = net(torch.tensor([[0, 1, 2, 3]]))
+    assert torch.isfinite(hidden @ net.item_embeddings().T).all()
