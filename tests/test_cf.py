@@ -406,3 +406,49 @@ def test_fold_in_models_can_leave_the_validation_item_out_at_test():
     assert torch.equal(module.score(val), module.net.score(val))
     with pytest.raises(ValueError, match="fold_in_test must be one of"):
         CFModule(EASE(40, m, 10.0), None, None, [], fold_in_test="valid")
+
+
+def test_alpharec_propagation_equals_a_dense_hand_computation(monkeypatch):
+    import pandas as pd
+
+    import recbench.models.alpharec as alpharec
+
+    lang_items = np.random.default_rng(0).normal(size=(5, 6)).astype(np.float32)
+    monkeypatch.setattr(alpharec, "encode_texts", lambda texts, *a, **k: lang_items[: len(texts)])
+    text = pd.DataFrame({"title": [f"item {i}" for i in range(5)]})
+    torch.manual_seed(0)
+    net = alpharec.AlphaRec(4, 5, sp.csr_matrix(X), text, hidden_size=7, embedding_size=3, num_layers=2)
+    # users' language: the mean of their training items'; then the MLP, LightGCN's layer mean, unit length
+    users_lang = (X / X.sum(1, keepdims=True)) @ lang_items
+    lang = torch.from_numpy(np.concatenate([users_lang, lang_items]).astype(np.float32))
+    e0 = net.mlp(lang).detach().double().numpy()
+    a = np.block([[np.zeros((4, 4)), X], [X.T, np.zeros((5, 5))]])
+    d = np.diag(a.sum(1) ** -0.5)
+    norm = d @ a @ d
+    mean = (e0 + norm @ e0 + norm @ norm @ e0) / 3
+    expected = mean / np.linalg.norm(mean, axis=1, keepdims=True)
+    users, items = net.propagate()
+    assert np.allclose(users.detach().numpy(), expected[:4], atol=1e-5)
+    assert np.allclose(items.detach().numpy(), expected[4:], atol=1e-5)
+    scores = net.score(batch([[], []], users=[0, 2]))
+    assert np.allclose(scores.numpy(), expected[[0, 2]] @ expected[4:].T, atol=1e-5)
+    assert [n for n, _ in net.named_parameters()] == [
+        "mlp.0.weight",
+        "mlp.0.bias",
+        "mlp.2.weight",
+        "mlp.2.bias",
+    ]
+
+
+def test_infonce_loss_equals_a_hand_computation():
+    from recbench.losses.infonce import InfoNCE
+
+    pos, neg = torch.tensor([0.5, -0.2]), torch.tensor([[0.1, 0.3], [0.0, -0.4]])
+    t = 0.2
+    by_hand = [
+        -np.log(np.exp(p / t) / (np.exp(p / t) + np.exp(n / t).sum()))
+        for p, n in zip(pos.numpy(), neg.numpy(), strict=True)
+    ]
+    assert InfoNCE(t)(pos, neg).item() == pytest.approx(np.mean(by_hand), rel=1e-5)
+    with pytest.raises(ValueError, match=r"loss\.temperature must be > 0"):
+        InfoNCE(0.0)
