@@ -219,3 +219,20 @@ def test_naming_the_default_encoder_keeps_the_setting_hash(tmp_path):
     default = config_hashes(cfg("model=text_zeroshot"))
     assert config_hashes(cfg("model=text_zeroshot", "encoder=minilm")) == default
     assert config_hashes(cfg("model=text_zeroshot", "encoder=mpnet"))[1] != default[1]
+
+
+def test_a_long_encoding_logs_an_estimate_first(monkeypatch, caplog):
+    import logging
+
+    from recbench.embeddings import text
+
+    class Fake:
+        n_params = 0
+
+        def encode(self, texts, role, batch_size, normalize):
+            return np.ones((len(texts), 4), np.float32)
+
+    monkeypatch.setattr(encoders, "load", lambda name, device=None: Fake())
+    with caplog.at_level(logging.INFO, logger="recbench.embeddings.text"):
+        encode_texts(["t"] * (text.PROBE_ABOVE + 1), encoder="minilm")
+    assert any("texts/s on the first 64" in r.getMessage() for r in caplog.records)

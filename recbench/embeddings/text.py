@@ -29,6 +29,11 @@ from recbench.utils.files import atomic_file
 log = logging.getLogger(__name__)
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
+PROBE_ABOVE = 2000  # texts: a longer encoding logs an estimate of its duration first (no bar in a log)
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def render_texts(item_text: pd.DataFrame, template: str) -> list[str]:
@@ -103,8 +108,20 @@ def encode_texts(
         log.info("text embeddings from cache %s", path)
         return np.load(path)
     model = load_encoder(spec.name, device)
-    started = time.perf_counter()
     log.info("encoding %d texts with %s (cached afterwards)…", len(texts), spec.name)
+    if not sys.stderr.isatty() and len(texts) > PROBE_ABOVE:  # no bar in a log: an estimate up front
+        probe = texts[:batch_size]
+        t = time.perf_counter()
+        model.encode(probe, role=role, batch_size=batch_size, normalize=normalize)
+        rate = len(probe) / max(time.perf_counter() - t, 1e-9)
+        log.info(
+            "about %s for %d texts (%.0f texts/s on the first %d; longer texts are slower)",
+            _duration(len(texts) / rate),
+            len(texts),
+            rate,
+            len(probe),
+        )
+    started = time.perf_counter()
     emb = model.encode(texts, role=role, batch_size=batch_size, normalize=normalize).astype(np.float32)
     seconds = time.perf_counter() - started
     log.info(
