@@ -111,3 +111,26 @@ def test_bad_settings():
         Retrieve(metrics=["recall@100"], depth=10)
     with pytest.raises(ValueError, match="cut-off"):
         Retrieve(metrics=["ndcg"])
+
+
+def test_pca_is_fitted_on_the_corpus_only(data, cache, monkeypatch):
+    """Dense search's PCA sees the product embeddings and nothing else: not the queries it later
+    projects, and so never what is judged relevant to them."""
+    import recbench.search.dense as dense_module
+
+    fitted: list[np.ndarray] = []
+    original = PCA.fit
+
+    def spy(self, corpus):
+        fitted.append(corpus.copy())
+        return original(self, corpus)
+
+    monkeypatch.setattr(dense_module.PCA, "fit", spy)
+    ranker = DenseRanker(template="{title}", cache_dir=cache, pca_dim=8)
+    ranker.fit(data.product_text)
+    RETRIEVE.evaluate(data, ranker)  # encodes and projects every query
+    assert len(fitted) == 1 and fitted[0].shape[0] == len(data.product_text)
+    corpus = dense_module.encode_texts(
+        dense_module.render_texts(data.product_text, "{title}"), cache_dir=cache, role="passage"
+    )
+    assert np.array_equal(fitted[0], corpus)
