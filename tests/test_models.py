@@ -196,3 +196,34 @@ def test_unisrec_style_net_scores_every_item(monkeypatch, mode):
     assert net.item_table()[0].abs().sum() == 0 and net.item_embeddings().shape == (30, 16)
     hidden = net(torch.tensor([[0, 1, 2, 3]]))
     assert torch.isfinite(hidden @ net.item_embeddings().T).all()
+
+
+def test_semantic_id_item_vectors_are_hand_sums_of_their_pieces():
+    import numpy as np
+
+    from recbench.models.sasrec_sid import SemanticIdSASRec, piece_ids
+
+    codes = np.array([[0, 1, 0], [0, 1, 1], [2, 0, 0], [0, 2, 0]])  # 2 semantic levels + de-duplication
+    ids, sizes = piece_ids(codes, "prefix", semantic_levels=2)
+    # prefixes: (0) (2) | (0,1) (0,2) (2,0) | four full tuples
+    assert sizes == [2, 3, 4] and ids[:, 0].tolist() == [0, 0, 1, 0] and len(set(ids[:, 2])) == 4
+    assert piece_ids(codes, "semantic_prefix", 2)[1] == [2, 3]
+    torch.manual_seed(0)
+    kw = dict(max_len=6, hidden_size=8, num_heads=2, ffn_size=16)
+    for pieces in ("unigram", "prefix", "semantic_prefix"):
+        net = SemanticIdSASRec(4, codes, semantic_levels=2, pieces=pieces, **kw).eval()
+        rows, sizes = piece_ids(codes, pieces, 2)
+        offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        table = net.piece_emb.weight.detach()
+        by_hand = torch.stack(
+            [sum(table[int(r + o)] for r, o in zip(rows[i], offsets, strict=True)) for i in range(4)]
+        )
+        assert torch.allclose(net.item_embeddings(), by_hand, atol=1e-6)
+        assert not hasattr(net, "item_emb") and net.item_table()[0].abs().sum() == 0
+    shared = SemanticIdSASRec(4, codes, semantic_levels=2, pieces="semantic_prefix", **kw)
+    assert torch.equal(shared.item_embeddings()[0], shared.item_embeddings()[1])  # same semantic tuple
+    with_id = SemanticIdSASRec(4, codes, semantic_levels=2, with_id=True, **kw)
+    assert not torch.equal(with_id.item_embeddings()[0], with_id.item_embeddings()[1])
+    assert with_id(torch.tensor([[1, 2, 3]])).shape == (1, 3, 8)
+    with pytest.raises(ValueError, match=r"model\.net\.pieces must be one of"):
+        SemanticIdSASRec(4, codes, pieces="bigram", **kw)
