@@ -82,3 +82,23 @@ def test_report_writes_a_record_the_leaderboard_turns_into_a_table(tmp_path):
     assert record.command.startswith("python -m recbench.tokenizers.report data=synthetic")
     page = tokenizer_markdown(load_records(root), markdown)
     assert page is not None and "## synthetic" in page and "| rqkmeans | 8 x 8 x 8 x" in page
+
+
+def test_balanced_assignment_respects_its_size_bound_and_is_nearest_when_free():
+    from recbench.tokenizers.balanced_rqkmeans import BalancedRQKMeansTokenizer, balanced_assign
+
+    x = np.array([[0.0], [0.1], [0.2], [10.0]])
+    centroids = np.array([[0.0], [10.0]])
+    assert balanced_assign(x, centroids, capacity=4).tolist() == [0, 0, 0, 1]  # no bound: nearest
+    assert balanced_assign(x, centroids, capacity=2).tolist() == [0, 0, 1, 1]  # the farthest moves
+    with pytest.raises(ValueError, match="cannot hold"):
+        balanced_assign(x, centroids, capacity=1)
+    rng = np.random.default_rng(0)
+    emb = np.concatenate([rng.normal(0, 0.05, (90, 8)), rng.normal(3, 0.05, (10, 8))]).astype(np.float32)
+    tok = BalancedRQKMeansTokenizer(num_levels=2, codebook_size=4, seed=0).fit_embeddings(emb)
+    codes = tok.codes()
+    for level in range(2):
+        assert np.bincount(codes[:, level], minlength=4).max() <= 25  # ceil(100 / 4)
+    assert len(np.unique(codes, axis=0)) == 100  # unique after de-duplication
+    again = BalancedRQKMeansTokenizer(num_levels=2, codebook_size=4, seed=0).fit_embeddings(emb).codes()
+    assert np.array_equal(codes, again)  # deterministic for a seed
