@@ -102,3 +102,21 @@ def test_balanced_assignment_respects_its_size_bound_and_is_nearest_when_free():
     assert len(np.unique(codes, axis=0)) == 100  # unique after de-duplication
     again = BalancedRQKMeansTokenizer(num_levels=2, codebook_size=4, seed=0).fit_embeddings(emb).codes()
     assert np.array_equal(codes, again)  # deterministic for a seed
+
+
+def test_fsq_round_trip_and_codes_in_range():
+    import torch
+
+    from recbench.tokenizers.fsq import FSQTokenizer, fsq_codes, fsq_values
+
+    codes = torch.arange(7)
+    assert torch.equal(fsq_codes(fsq_values(codes, 7), 7), codes)  # every code stands for its own value
+    assert fsq_values(torch.tensor([0, 6]), 7).tolist() == [-1.0, 1.0]
+    assert fsq_codes(torch.tensor([-2.0, 0.01, 2.0]), 5).tolist() == [0, 2, 4]
+    emb = np.random.default_rng(0).normal(size=(64, 12)).astype(np.float32)
+    tok = FSQTokenizer(num_levels=3, codebook_size=5, hidden=[16], epochs=3, seed=0).fit_embeddings(emb)
+    c = tok.codes()
+    assert c.shape == (64, 4) and c[:, :3].min() >= 0 and c[:, :3].max() <= 4
+    assert len(np.unique(c, axis=0)) == 64
+    again = FSQTokenizer(num_levels=3, codebook_size=5, hidden=[16], epochs=3, seed=0).fit_embeddings(emb)
+    assert np.array_equal(c, again.codes())
