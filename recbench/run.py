@@ -79,7 +79,7 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> ResultRow:
     protocol = instantiate(cfg.protocol)
     split = protocol.split(dataset)
     datamodule = instantiate(cfg.datamodule)(dataset=dataset, split=split)
-    tokenizer = instantiate(cfg.tokenizer).fit(dataset)
+    tokenizer = instantiate(cfg.tokenizer).fit(dataset, split)  # split: what a tokenizer may learn from
     log.info(
         "%s: %d users, %d items, %d interactions; %d training targets",
         dataset.name,

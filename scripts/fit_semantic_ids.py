@@ -26,8 +26,11 @@ def main(overrides: list[str]) -> None:
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("config", overrides=["paths.output_dir=.", *overrides])
     dataset = instantiate(cfg.data)
+    split = instantiate(cfg.protocol).split(
+        dataset
+    )  # what a tokenizer that reads interactions may learn from
     started = time.perf_counter()
-    tokenizer = instantiate(cfg.tokenizer).fit(dataset)
+    tokenizer = instantiate(cfg.tokenizer).fit(dataset, split)
     report = {"dataset": dataset.name, "seconds": time.perf_counter() - started, **tokenizer.describe()}
     print(json.dumps(report, indent=2, default=str))
 

@@ -120,3 +120,35 @@ def test_fsq_round_trip_and_codes_in_range():
     assert len(np.unique(c, axis=0)) == 64
     again = FSQTokenizer(num_levels=3, codebook_size=5, hidden=[16], epochs=3, seed=0).fit_embeddings(emb)
     assert np.array_equal(c, again.codes())
+
+
+def test_p5_sequential_indexing_writes_the_item_number_in_digits():
+    from recbench.tokenizers.p5_index import P5SequentialTokenizer
+
+    tok = P5SequentialTokenizer(num_levels=2, codebook_size=4).fit_embeddings(np.zeros((10, 1), np.float32))
+    assert tok.codes()[:, :2].tolist() == [[0, 0], [0, 1], [0, 2], [0, 3], [1, 0], [1, 1], [1, 2], [1, 3],
+                                           [2, 0], [2, 1]]  # fmt: skip
+    with pytest.raises(ValueError, match="number 4 items, the catalogue has 10"):
+        P5SequentialTokenizer(num_levels=1, codebook_size=4).fit_embeddings(np.zeros((10, 1), np.float32))
+
+
+def test_p5_collaborative_indexing_splits_the_cooccurrence_graph_along_its_communities():
+    from recbench.data.dataset import SequenceDataset
+    from recbench.data.protocol import LeaveOneOut
+    from recbench.tokenizers.p5_index import P5CollaborativeTokenizer
+
+    # two communities: users buy within a..e or within v..z; the last two items of each user are held out
+    rng = np.random.default_rng(0)
+    seqs = []
+    for u in range(40):
+        pool = list("abcde") if u % 2 else list("vwxyz")
+        seqs.append((f"u{u}", [*rng.permutation(pool).tolist(), "q", "r"]))
+    ds = SequenceDataset.from_sequences("communities", seqs)
+    split = LeaveOneOut().split(ds)
+    tok = P5CollaborativeTokenizer(num_levels=2, codebook_size=2, seed=0).fit(ds, split)
+    first = dict(zip(ds.item_ids.tolist(), tok.codes()[:, 0].tolist(), strict=True))
+    assert len({first[i] for i in "abcde"}) == 1 and len({first[i] for i in "vwxyz"}) == 1
+    assert first["a"] != first["v"]
+    assert len(np.unique(tok.codes(), axis=0)) == ds.num_items
+    with pytest.raises(ValueError, match="needs the protocol's split"):
+        P5CollaborativeTokenizer(num_levels=2, codebook_size=2).fit(ds)

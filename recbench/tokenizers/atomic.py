@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from recbench.data.dataset import SequenceDataset
+from recbench.data.protocol import Split
 
 
 class AtomicTokenizer:
@@ -28,7 +29,7 @@ class AtomicTokenizer:
                 f"another tokenizer, remove them on the command line: {removal}"
             )
 
-    def fit(self, dataset: SequenceDataset) -> AtomicTokenizer:
+    def fit(self, dataset: SequenceDataset, split: Split | None = None) -> AtomicTokenizer:
         self.num_items = dataset.num_items
         self.code_sizes = [dataset.num_items]
         return self

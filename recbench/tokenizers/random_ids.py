@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from recbench.data.dataset import SequenceDataset
+from recbench.data.protocol import Split
 from recbench.tokenizers.semantic import SemanticIdTokenizer
 
 
@@ -21,7 +22,7 @@ class RandomIdTokenizer(SemanticIdTokenizer):
         kwargs.setdefault("cache_dir", None)  # generated in microseconds: nothing to cache
         super().__init__(**kwargs)
 
-    def fit(self, dataset: SequenceDataset) -> RandomIdTokenizer:
+    def fit(self, dataset: SequenceDataset, split: Split | None = None) -> RandomIdTokenizer:
         """No text needed: random codes for ``dataset.num_items`` items."""
         self.fit_embeddings(np.zeros((dataset.num_items, 1), dtype=np.float32))
         return self

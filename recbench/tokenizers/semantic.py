@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from recbench.data.dataset import SequenceDataset
+from recbench.data.protocol import Split
 from recbench.embeddings.text import DEFAULT_ENCODER, encode_texts, render_texts
 from recbench.utils.files import atomic_file
 
@@ -137,7 +138,7 @@ class SemanticIdTokenizer:
         return {}
 
     # ---- the shared pipeline ----------------------------------------------------------------------
-    def fit(self, dataset: SequenceDataset) -> SemanticIdTokenizer:
+    def fit(self, dataset: SequenceDataset, split: Split | None = None) -> SemanticIdTokenizer:
         """Embed the dataset's item text (cached), then :meth:`fit_embeddings`."""
         if dataset.item_text.empty:
             raise ValueError(
