@@ -152,3 +152,22 @@ def test_p5_collaborative_indexing_splits_the_cooccurrence_graph_along_its_commu
     assert len(np.unique(tok.codes(), axis=0)) == ds.num_items
     with pytest.raises(ValueError, match="needs the protocol's split"):
         P5CollaborativeTokenizer(num_levels=2, codebook_size=2).fit(ds)
+
+
+def test_semantic_hash_ids_are_a_kmeans_prefix_and_a_hashed_suffix():
+    from recbench.tokenizers.rqkmeans import RQKMeansTokenizer
+    from recbench.tokenizers.semantic_hash import SemanticHashTokenizer, hashed_codes
+
+    emb = np.random.default_rng(0).normal(size=(60, 8)).astype(np.float32)
+    tok = SemanticHashTokenizer(num_levels=3, hash_levels=1, codebook_size=4, seed=0).fit_embeddings(emb)
+    plain = RQKMeansTokenizer(num_levels=2, codebook_size=4, seed=0).fit_embeddings(emb)
+    c = tok.codes()
+    assert np.array_equal(c[:, :2], plain.codes()[:, :2])  # the semantic prefix is residual k-means'
+    assert np.array_equal(c[:, 2], hashed_codes(np.arange(60).astype(str), 1, 4, 0)[:, 0])
+    assert tok.semantic_levels == 2 and c.shape == (60, 4) and len(np.unique(c, axis=0)) == 60
+    assert (
+        hashed_codes(np.array(["B00X"]), 2, 256, 0).tolist()
+        == hashed_codes(np.array(["B00X"]), 2, 256, 0).tolist()
+    )
+    with pytest.raises(ValueError, match=r"hash_levels must be in \[1, num_levels - 1\]"):
+        SemanticHashTokenizer(num_levels=2, hash_levels=2)
