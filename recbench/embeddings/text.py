@@ -25,15 +25,12 @@ import pandas as pd
 from recbench.embeddings import encoders
 from recbench.embeddings.encoders import TextEncoder
 from recbench.utils.files import atomic_file
+from recbench.utils.progress import duration
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 PROBE_ABOVE = 2000  # texts: a longer encoding logs an estimate of its duration first (no bar in a log)
-
-
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def render_texts(item_text: pd.DataFrame, template: str) -> list[str]:
@@ -116,7 +113,7 @@ def encode_texts(
         rate = len(probe) / max(time.perf_counter() - t, 1e-9)
         log.info(
             "about %s for %d texts (%.0f texts/s on the first %d; longer texts are slower)",
-            _duration(len(texts) / rate),
+            duration(len(texts) / rate),
             len(texts),
             rate,
             len(probe),
