@@ -171,3 +171,32 @@ def test_semantic_hash_ids_are_a_kmeans_prefix_and_a_hashed_suffix():
     )
     with pytest.raises(ValueError, match=r"hash_levels must be in \[1, num_levels - 1\]"):
         SemanticHashTokenizer(num_levels=2, hash_levels=2)
+
+
+def test_letter_alignment_pulls_codes_toward_the_collaborative_signal(tmp_path):
+    """Items whose text embeddings are noise but whose collaborative embeddings form two groups: with the
+    alignment term the first-level codes follow the groups far more than without it."""
+    from recbench.tokenizers.letter import LetterTokenizer
+
+    rng = np.random.default_rng(0)
+    text = rng.normal(size=(64, 16)).astype(np.float32)
+    group = np.repeat([0, 1], 32)
+    cf = np.where(group[:, None] == 0, 1.0, -1.0) * np.ones((64, 8), np.float32) + rng.normal(0, 0.1, (64, 8))
+    kw = dict(
+        num_levels=2, codebook_size=2, hidden=[16], latent_dim=4, epochs=100, batch_size=16, lr=1e-2, seed=0
+    )
+
+    def purity(tok):
+        first = tok.codes()[:, 0]
+        return max((first == group).mean(), (first != group).mean())
+
+    aligned = LetterTokenizer(cf_weight=1.0, diversity_weight=0.0, **kw)
+    aligned.set_cf_embeddings(cf)
+    plain = LetterTokenizer(cf_weight=0.0, diversity_weight=0.0, **kw)
+    plain.set_cf_embeddings(cf)
+    assert purity(aligned.fit_embeddings(text)) > purity(plain.fit_embeddings(text)) + 0.2
+    assert aligned.describe()["params"]["cf_digest"] == plain.describe()["params"]["cf_digest"]
+    with pytest.raises(ValueError, match="needs the protocol's split"):
+        from recbench.data.dataset import SequenceDataset
+
+        LetterTokenizer(**kw).fit(SequenceDataset.from_sequences("x", [("u", ["a", "b", "c"])]))

@@ -66,6 +66,15 @@ class RQVAE(nn.Module):
         return torch.stack(codes, dim=1), quantized, residuals
 
     def loss(self, x: torch.Tensor, beta: float) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        total, codes, residuals, _ = self.losses(x, beta)
+        return total, codes, residuals
+
+    def losses(
+        self, x: torch.Tensor, beta: float
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor], torch.Tensor]:
+        """(reconstruction + codebook + commitment loss, codes (N, levels), residual entering each level,
+        the quantized latent (N, D)): the sum of the chosen codewords, whose gradient reaches both the
+        codebooks and, straight through, the encoder."""
         z = self.encoder(x)
         residual, quantized = z, torch.zeros_like(z)
         vq, codes, residuals = x.new_zeros(()), [], []
@@ -79,7 +88,7 @@ class RQVAE(nn.Module):
             residual = residual - e.detach()
         z_q = z + (quantized - z).detach()  # straight-through: decoder gradient flows to the encoder
         recon = F.mse_loss(self.decoder(z_q), x)
-        return recon + vq, torch.stack(codes, dim=1), residuals
+        return recon + vq, torch.stack(codes, dim=1), residuals, quantized + z - z.detach()
 
 
 class RQVAETokenizer(SemanticIdTokenizer):
@@ -119,6 +128,9 @@ class RQVAETokenizer(SemanticIdTokenizer):
             "reset_dead_codes": self.reset_dead_codes,
         }
 
+    def prepare(self, net: RQVAE, x: torch.Tensor) -> None:
+        """Called once before training, with the network and all items' embeddings (nothing here)."""
+
     @torch.no_grad()
     def _init_codebooks(self, net: RQVAE, x: torch.Tensor, size: int) -> None:
         residual = net.encoder(x)
@@ -134,11 +146,23 @@ class RQVAETokenizer(SemanticIdTokenizer):
             torch.manual_seed(self.seed)
             return self._train(torch.from_numpy(embeddings), codebook_size)
 
+    def batch_loss(
+        self, net: RQVAE, batch: torch.Tensor, items: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """The loss of one batch of items (their embeddings and indices): RQ-VAE's own. Variants that add
+        terms (LETTER) override it."""
+        return net.loss(batch, self.beta)
+
+    def extra_parameters(self) -> list[nn.Parameter]:
+        """Parameters trained beside the network's (none here)."""
+        return []
+
     def _train(self, x: torch.Tensor, size: int) -> np.ndarray:
         net = RQVAE(x.shape[1], self.hidden, self.latent_dim, self.num_levels, size)
+        self.prepare(net, x)
         if self.kmeans_init:
             self._init_codebooks(net, x, size)
-        opt = torch.optim.Adam(net.parameters(), lr=self.lr)
+        opt = torch.optim.Adam([*net.parameters(), *self.extra_parameters()], lr=self.lr)
         gen = torch.Generator().manual_seed(self.seed)
         resets = 0
         progress = Progress(log, "rqvae fit", total=self.epochs, unit="epoch")
@@ -148,12 +172,12 @@ class RQVAETokenizer(SemanticIdTokenizer):
             residuals: list[torch.Tensor] = []
             total = 0.0
             for start in range(0, len(x), self.batch_size):
-                batch = x[order[start : start + self.batch_size]]
-                loss, codes, residuals = net.loss(batch, self.beta)
+                items = order[start : start + self.batch_size]
+                loss, codes, residuals = self.batch_loss(net, x[items], items)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                total += float(loss.detach()) * len(batch)
+                total += float(loss.detach()) * len(items)
                 for level in range(self.num_levels):
                     used[level, codes[:, level]] = True
             if self.reset_dead_codes and epoch < self.epochs - 1:
