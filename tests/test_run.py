@@ -42,7 +42,16 @@ SHRINK = {
         "tokenizer.epochs=20",
         "tokenizer.hidden=[64]",
         "tokenizer.codebook_size=16",
-    ]
+    ],
+    "sid_gpt": [
+        "model.net.hidden_size=32",
+        "model.net.num_layers=1",
+        "model.net.num_heads=2",
+        "model.net.ffn_size=64",
+        "tokenizer.epochs=20",
+        "tokenizer.hidden=[64]",
+        "tokenizer.codebook_size=16",
+    ],
 }
 
 
