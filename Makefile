@@ -90,6 +90,7 @@ bench:  ## speed on Beauty: SASRec dense and prefix regime, every sequential mod
 	$(PYTHON) scripts/bench_models.py  # per-model s/epoch and peak memory beside RecBole 1.2.1's
 	$(PYTHON) scripts/bench_models.py --name cf --models sasrec itemknn ease bprmf lightgcn multvae buir directau
 	$(PYTHON) scripts/bench_eval.py  # validation pass vs the ranking floor, per batching order
+	$(PYTHON) scripts/bench_generative.py  # TIGER vs sid_gpt: s/step, s/epoch on Beauty, decode users/s
 	$(PYTHON) scripts/bench_startup.py  # help, config errors, listings: < 2 s each
 
 bench-data:  ## preprocessing wall time and peak memory per dataset, plus ML-20M-sized input (synthetic if absent)
