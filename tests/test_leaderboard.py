@@ -368,3 +368,23 @@ def test_encoder_table_one_line_per_encoder_and_width(run_dir):
     other.config["model"]["net"]["decay"] = 0.5
     _, body, notes = encoder_table([*rows, other])
     assert body[2][3] == "**0.0400**" and len(notes) == 1 and '"decay": 0.5' in notes[0]
+
+
+def test_the_text_encoder_section_fits_a_desktop_and_a_phone(run_dir, tmp_path):
+    from recbench.leaderboard.encoders import encoder_table
+    from recbench.leaderboard.html import render_html
+    from recbench.leaderboard.page_check import WIDTHS, check_page, chromium
+    from recbench.results.schema import read_row
+
+    if chromium() is None:
+        pytest.skip("chromium not installed (CI installs Debian's chromium package)")
+    row = read_row(run_dir / "result.json")
+    rows = [
+        text_row(row, "text_zeroshot", enc, pca, 0.02, dataset=data)
+        for enc in ("all-MiniLM-L6-v2", "all-mpnet-base-v2", "multilingual-e5-small-q4")
+        for pca in (None, 128, 64)
+        for data in ("amazon_beauty", "amazon_toys", "esci_us_150", "another_dataset")
+    ]
+    page = tmp_path / "index.html"
+    page.write_text(render_html([], encoder_table(rows)))
+    assert check_page(page) == {w: [] for w in WIDTHS}

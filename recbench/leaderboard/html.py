@@ -348,6 +348,12 @@ def search_section(benchmark: str, dataset: str, groups: list[Group]) -> str:
 def encoder_section(table: tuple[list[str], list[list[str]], list[str]]) -> str:
     header, body, notes = table
     body = [[c.replace("**", "") for c in line] for line in body]  # markdown's bold: the page sorts instead
+    short = {"amazon_": "", "esci_us_150 ": "ESCI ", "encoder params": "params"}
+    for old, new in short.items():  # compact headers: the page is read on phones too
+        header = [h.replace(old, new) for h in header]
+    # on a narrow screen: the encoder, its PCA width and the first N@10
+    first_n10 = next((i for i, h in enumerate(header) if "N@10" in h), -1)
+    wide = {i for i in range(len(header)) if i > 1 and i != first_n10}
     note = (
         "Zero-shot recommendation (test, history not masked) and dense search (ESCI 150 queries, exact "
         "index) per text encoder and PCA width; nothing is trained."
@@ -356,7 +362,7 @@ def encoder_section(table: tuple[list[str], list[list[str]], list[str]]) -> str:
     return (
         '<section id="text-encoders"><h2>Text encoders</h2>'
         f'<p class="note">{html.escape(note)}</p>'
-        f'<div class="scroll">{html_table(header, body)}</div>'
+        f'<div class="scroll">{html_table(header, body, wide=wide)}</div>'
         + (f"<ul>{extra}</ul>" if extra else "")
         + "</section>"
     )
