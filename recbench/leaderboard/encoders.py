@@ -87,7 +87,9 @@ def encoder_table(rows: list[ResultRow]) -> tuple[list[str], list[list[str]], li
         header += [f"{where} {SHORT.get(m, m)}" for m in METRICS.get(bench, DEFAULT_METRICS)]
     body, notes = [], []
     values: list[list[float | None]] = []
-    for (encoder, pca), by_column in sorted(cells.items(), key=lambda kv: (_order(kv[0][0]), kv[0][1] or 0)):
+    for (encoder, pca), by_column in sorted(
+        cells.items(), key=lambda kv: (_order(kv[0][0]), kv[0][1] is not None, -(kv[0][1] or 0))
+    ):
         line = [encoder, str(pca) if pca else "–", f"{params[encoder]:,}" if encoder in params else "–"]
         numbers: list[float | None] = []
         for column in ordered:
