@@ -12,7 +12,7 @@ export RECBENCH_DATA_DIR
 SEEDS ?= 0,1,2
 STAMP := $(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: install encoders test test-all lint repro repro-cf repro-text leaderboard bench bench-data clean
+.PHONY: install encoders test test-all lint repro repro-cf repro-text repro-tokenizers repro-generative leaderboard bench bench-data clean
 
 install:
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
@@ -78,6 +78,31 @@ repro-text:
 	      hydra.run.dir=$$out/$$protocol; \
 	  done; done; done
 	$(PYTHON) -m recbench.leaderboard add --skip-existing $(TEXT_OUT)
+	$(PYTHON) -m recbench.leaderboard build
+
+# Semantic-ID health (leaderboards/tokenizers.md): every tokenizer fitted on Beauty and Toys, no model
+# trained; minutes each on 2 cores (RQ-VAE, FSQ and LETTER train a small autoencoder: ~5 min on Beauty).
+TOKENIZERS ?= atomic random p5_sequential p5_collaborative rqkmeans balanced_rqkmeans semantic_hash fsq rqvae letter
+TOKENIZER_DATA ?= amazon_beauty amazon_toys
+repro-tokenizers:
+	set -e; for data in $(TOKENIZER_DATA); do for tok in $(TOKENIZERS); do \
+	  $(PYTHON) -m recbench.tokenizers.report data=$$data tokenizer=$$tok --add > /dev/null; \
+	done; done
+	$(PYTHON) -m recbench.leaderboard build
+
+# The generative models over semantic IDs at one fixed budget of optimizer steps on Beauty (rows say
+# "cap N steps"): TIGER and sid_gpt, each with RQ-VAE, LETTER and balanced RQ-KMeans IDs. GEN_STEPS=1200 is
+# about 2 TIGER epochs; on a CPU TIGER takes ~2.4 s a step at 2 threads (hours), sid_gpt far less. The paper's
+# full training (200k steps) needs a GPU: `make repro-generative GEN_STEPS=200000 trainer=gpu`.
+GEN_STEPS ?= 1200
+GEN_TOKENIZERS ?= rqvae letter balanced_rqkmeans
+GEN_OUT = outputs/repro-generative/$(STAMP)
+repro-generative:
+	set -e; for model in tiger sid_gpt; do for tok in $(GEN_TOKENIZERS); do \
+	  $(PYTHON) -m recbench.run model=$$model data=amazon_beauty tokenizer=$$tok trainer.max_steps=$(GEN_STEPS) \
+	    label=$${model}_$${tok}_$(GEN_STEPS)steps hydra.run.dir=$(GEN_OUT)/$${model}_$${tok}; \
+	done; done
+	$(PYTHON) -m recbench.leaderboard add $(GEN_OUT)
 	$(PYTHON) -m recbench.leaderboard build
 
 leaderboard:  ## regenerate the boards; with Chromium, check the page at 1400 and 390 px (screenshots in outputs/page)
