@@ -99,7 +99,7 @@ GEN_TOKENIZERS ?= rqvae letter balanced_rqkmeans
 GEN_OUT = outputs/repro-generative/$(STAMP)
 repro-generative:
 	set -e; for model in tiger sid_gpt; do for tok in $(GEN_TOKENIZERS); do \
-	  $(PYTHON) -m recbench.run model=$$model data=amazon_beauty tokenizer=$$tok trainer.max_steps=$(GEN_STEPS) \
+	  $(PYTHON) -m recbench.run model=$$model data=amazon_beauty tokenizer=$$tok +trainer.max_steps=$(GEN_STEPS) \
 	    label=$${model}_$${tok}_$(GEN_STEPS)steps hydra.run.dir=$(GEN_OUT)/$${model}_$${tok}; \
 	done; done
 	$(PYTHON) -m recbench.leaderboard add $(GEN_OUT)
