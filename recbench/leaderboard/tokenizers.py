@@ -39,7 +39,7 @@ HEADER = [
     "cold perplexity ratio",
     "cold: largest share in one code",
     "cold collision rate",
-    "fit s",
+    "fit s (text encoding included)",
     "commit",
 ]
 
@@ -86,7 +86,8 @@ def tokenizer_markdown(records: list[TokenizerRecord], markdown: Callable[..., l
         "prefix of length 1, 2, … (in brackets: of all item pairs). Co-occurrence lift: how much more often "
         "than chance two items a training sequence holds within 3 steps of each other share a prefix. "
         "Cold items: seen at most 5 times in training; perplexity ratio: their first-level code perplexity "
-        "over all items' (1: spread like the catalogue, lower: piled up).",
+        "over all items' (1: spread like the catalogue, lower: piled up). Fit seconds come from whatever "
+        "the machine was doing at the time (the record keeps its command and commit).",
         "",
     ]
     for dataset, items in sorted(by_dataset.items()):
