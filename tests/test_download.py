@@ -295,3 +295,16 @@ def test_the_ml_1m_raw_config_downloads_through_its_url(server, tmp_path):
     ds = instantiate(cfg.data)
     assert (ds.num_users, ds.num_interactions) == (2, 11)
     assert (tmp_path / "movielens_1m/ml-1m/ratings.dat").is_file()
+
+
+def test_a_large_download_reports_its_progress(server, tmp_path, caplog):
+    import logging
+
+    url, b = server
+    big = PAYLOAD * 11  # 11.5 MB: above the size where progress is reported
+    b.files["big.bin"] = big
+    with caplog.at_level(logging.INFO, logger="recbench.data.download"):
+        fetch(RemoteFile(f"{url}/big.bin", "big.bin", f"sha256:{hashlib.sha256(big).hexdigest()}"), tmp_path)
+    lines = [r.getMessage() for r in caplog.records if "download big.bin" in r.getMessage()]
+    assert lines and "11 MBs to go" in lines[0]  # the announced size, up front
+    assert any("11/11" in line for line in lines)  # and the end

@@ -34,6 +34,7 @@ from pathlib import Path
 from filelock import FileLock
 
 from recbench.errors import RecbenchError, RefusedError
+from recbench.utils.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,18 @@ def fetch(remote: RemoteFile, root: Path, retries: int = 3, timeout: float = 60.
     return dest
 
 
+MB = 1_000_000
+
+
+def _progress(url: str, total: int | None, have: int) -> Progress | None:
+    """MB received out of the announced size, logged with an ETA (none when the size is unknown or small)."""
+    if total is None or total < 10 * MB:
+        return None
+    progress = Progress(log, f"download {url.rsplit('/', 1)[-1]}", total=max(total // MB, 1), unit="MB")
+    progress.done = have // MB
+    return progress
+
+
 def _download(url: str, part: Path, retries: int, timeout: float) -> None:
     total: int | None = None
     attempts = 0
@@ -149,9 +162,14 @@ def _download(url: str, part: Path, retries: int, timeout: float) -> None:
                 else:
                     length = response.headers.get("Content-Length")
                     total = int(length) if length is not None else None
+                progress = _progress(url, total, have)
                 with open(part, "ab" if have else "wb") as f:
+                    got = have
                     while block := response.read(CHUNK):
                         f.write(block)
+                        got += len(block)
+                        if progress is not None:
+                            progress.update(got // MB - progress.done)
         except urllib.error.HTTPError as e:
             if e.code == 416 and total is not None:  # nothing left to fetch
                 break

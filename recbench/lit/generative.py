@@ -42,6 +42,7 @@ from recbench.decoding.constrained import PrefixTables, constrained_beam_search
 from recbench.lit.next_item import RankingEvaluation
 from recbench.metrics.ranking import RankMetric, compute
 from recbench.models.tiger import PAD, TIGER, IncrementalDecoder
+from recbench.utils.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -167,9 +168,18 @@ class GenerativeModule(RankingEvaluation):
         return out
 
     # ---- evaluation -----------------------------------------------------------------------------
+    def _decode_progress(self, stage: str) -> Progress | None:
+        """Batches decoded out of the stage's total, with an ETA (decoding a catalogue takes minutes)."""
+        try:
+            counts = self.trainer.num_val_batches if stage == "val" else self.trainer.num_test_batches
+            total = int(sum(counts))
+        except (RuntimeError, AttributeError, TypeError):  # no trainer: a direct call (tests)
+            return None
+        return Progress(log, f"{stage} decoding", total=total, unit="batch", every_seconds=30)
+
     def _eval_step(self, batch: EvalBatch, stage: str, batch_idx: int = 0) -> None:
-        if batch_idx % 20 == 0:
-            log.info("%s: decoding batch %d", stage, batch_idx)
+        if batch_idx == 0:
+            self._progress = self._decode_progress(stage)
         top_items, top_scores = self.retrieve(batch.users, batch.inputs)  # (B, K)
         # history post-filter: past items leave the list, later items move up
         match = top_items[batch.history_rows] == batch.history_items[:, None]  # (H, K)
@@ -197,6 +207,9 @@ class GenerativeModule(RankingEvaluation):
             out |= {"targets": batch.targets, "top_items": head[:, :kp], "top_scores": head_scores[:, :kp]}
         for key, value in out.items():
             self._outputs.setdefault(key, []).append(value)
+        progress = getattr(self, "_progress", None)
+        if progress is not None:
+            progress.update()
 
     def _finish(self, stage: str) -> dict[str, np.ndarray]:
         arrays = super()._finish(stage)
