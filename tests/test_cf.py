@@ -414,7 +414,7 @@ def test_alpharec_propagation_equals_a_dense_hand_computation(monkeypatch):
     import recbench.models.alpharec as alpharec
 
     lang_items = np.random.default_rng(0).normal(size=(5, 6)).astype(np.float32)
-    monkeypatch.setattr(alpharec, "encode_texts", lambda texts, *a, **k: lang_items[: len(texts)])
+    monkeypatch.setattr(alpharec, "item_text_embeddings", lambda text, *a, **k: lang_items[: len(text)])
     text = pd.DataFrame({"title": [f"item {i}" for i in range(5)]})
     torch.manual_seed(0)
     net = alpharec.AlphaRec(4, 5, sp.csr_matrix(X), text, hidden_size=7, embedding_size=3, num_layers=2)

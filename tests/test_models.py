@@ -142,7 +142,7 @@ def text_sasrec(monkeypatch, mode: str, **kw):
     def fake_encode(texts, *args, **kwargs):  # deterministic 12-dim "embeddings": no encoder needed
         return np.random.default_rng(0).normal(size=(len(texts), 12)).astype(np.float32)
 
-    monkeypatch.setattr(module, "encode_texts", fake_encode)
+    monkeypatch.setattr(module, "item_text_embeddings", fake_encode)
     titles = pd.DataFrame({"title": [f"item {i}" for i in range(30)]})
     torch.manual_seed(0)
     net = module.TextSASRec(30, titles, mode=mode, max_len=8, hidden_size=16, num_heads=2, ffn_size=32, **kw)

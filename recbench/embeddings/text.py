@@ -128,3 +128,17 @@ def encode_texts(
         with atomic_file(path) as f:
             np.save(f, emb)
     return emb
+
+
+def item_text_embeddings(
+    item_text: pd.DataFrame,
+    template: str,
+    encoder: str = DEFAULT_ENCODER,
+    batch_size: int = 64,
+    cache_dir: str | os.PathLike[str] | None = None,
+    device: str | None = None,
+) -> np.ndarray:
+    """(I, d) embeddings of every item's text rendered by ``template`` (items beside items: the symmetric
+    role), cached like :func:`encode_texts`: what every text model starts from."""
+    texts = render_texts(item_text, template)
+    return encode_texts(texts, encoder, batch_size=batch_size, cache_dir=cache_dir, device=device)

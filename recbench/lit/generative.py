@@ -126,16 +126,23 @@ class GenerativeModule(RankingEvaluation):
         return {"optimizer": opt, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
 
     # ---- decoding -------------------------------------------------------------------------------
+    def decoder(
+        self, users: torch.Tensor, inputs: torch.Tensor
+    ) -> Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]:
+        """The next-code logits of every beam, ``(tokens (B, W, t), parents) -> (B, W, V)``, for these users:
+        TIGER's encoder runs once, then its incremental decoder."""
+        input_ids, attention = self.encoder_inputs(users, inputs)
+        return IncrementalDecoder(self.net, self.net.encode(input_ids, attention), attention)
+
     @torch.no_grad()
     def retrieve(self, users: torch.Tensor, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Top-``top_k`` items (B, K) and log-probabilities (B, K) by constrained beam search."""
-        input_ids, attention = self.encoder_inputs(users, inputs)
-        decoder = IncrementalDecoder(self.net, self.net.encode(input_ids, attention), attention)
+        decoder = self.decoder(users, inputs)
 
         def step(tokens: torch.Tensor, parents: torch.Tensor | None) -> torch.Tensor:
             return F.log_softmax(decoder(tokens, parents).float(), dim=-1)
 
-        self.tables.to(input_ids.device)
+        self.tables.to(inputs.device)
         return constrained_beam_search(
             step,
             self.tables,
@@ -144,7 +151,7 @@ class GenerativeModule(RankingEvaluation):
             beam_size=self.beam_size,
             top_k=self.top_k,
             start_token=PAD,
-            device=input_ids.device,
+            device=inputs.device,
         )
 
     @torch.no_grad()

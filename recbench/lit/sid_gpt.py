@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 
 from recbench.data.datamodule import TrainBatch
-from recbench.decoding.constrained import constrained_beam_search
 from recbench.lit.generative import GenerativeModule
 from recbench.models.sid_gpt import PAD, IncrementalDecoder, SemanticIdGPT
 
@@ -34,24 +33,9 @@ class SemanticIdGPTModule(GenerativeModule):
         self.log("train/loss", loss, prog_bar=True, batch_size=int(supervised.sum()))
         return loss
 
-    @torch.no_grad()
-    def retrieve(self, users: torch.Tensor, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        decoder = IncrementalDecoder(self.net, self.net.context(*self._codes(inputs)))
-
-        def step(tokens: torch.Tensor, parents: torch.Tensor | None) -> torch.Tensor:
-            return F.log_softmax(decoder(tokens, parents).float(), dim=-1)
-
-        self.tables.to(inputs.device)
-        return constrained_beam_search(
-            step,
-            self.tables,
-            self.net.level_offsets,
-            batch_size=len(users),
-            beam_size=self.beam_size,
-            top_k=self.top_k,
-            start_token=PAD,
-            device=inputs.device,
-        )
+    def decoder(self, users: torch.Tensor, inputs: torch.Tensor) -> IncrementalDecoder:
+        """The history encoded once (its keys/values kept), then one token per beam and step."""
+        return IncrementalDecoder(self.net, self.net.context(*self._codes(inputs)))
 
     @torch.no_grad()
     def score_all_items(self, users: torch.Tensor, inputs: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,7 @@ from torch import nn
 
 from recbench.data.datamodule import EvalBatch
 from recbench.data.pairs import PairBatch
-from recbench.embeddings.text import DEFAULT_ENCODER, encode_texts, render_texts
+from recbench.embeddings.text import DEFAULT_ENCODER, item_text_embeddings
 from recbench.models.lightgcn import normalized_adjacency, propagate_once
 
 
@@ -74,13 +74,7 @@ class AlphaRec(nn.Module):
             raise ValueError(f"item_text has {len(item_text)} rows for {num_items} items")
         if num_layers < 0:
             raise ValueError(f"model.net.num_layers must be >= 0, got {num_layers}")
-        items = encode_texts(
-            render_texts(item_text, template),
-            encoder,
-            batch_size=batch_size,
-            cache_dir=cache_dir,
-            device=device,
-        )
+        items = item_text_embeddings(item_text, template, encoder, batch_size, cache_dir, device)
         lang = np.concatenate([user_language(train_matrix, items), items]).astype(np.float32)
         self.num_users, self.num_layers = num_users, num_layers
         self.lang: torch.Tensor

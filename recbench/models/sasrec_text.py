@@ -14,8 +14,8 @@ over ``x``, with dropout on the text first. UniSRec's inductive setting is ``tex
 transductive one ``fused`` with ``moe``; without its multi-domain pre-training (conf/model/unisrec.yaml).
 
 The text embeddings are computed once per (encoder, template, catalogue) and cached
-(:func:`recbench.embeddings.text.encode_texts`), optionally reduced by PCA fitted on the catalogue. The
-encoder is frozen: only W (and b) and the Transformer are trained. Everything else is SASRec's
+(:func:`recbench.embeddings.text.item_text_embeddings`), optionally reduced by PCA fitted on the
+catalogue. The encoder is frozen: only W (and b) and the Transformer are trained. Everything else is SASRec's
 (:mod:`recbench.models.sasrec`).
 """
 
@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from recbench.embeddings.index import PCA
-from recbench.embeddings.text import DEFAULT_ENCODER, encode_texts, render_texts
+from recbench.embeddings.text import DEFAULT_ENCODER, item_text_embeddings
 from recbench.models.sasrec import SASRec
 
 MODES = ("fused", "text_only")
@@ -93,13 +93,7 @@ class TextSASRec(SASRec):
         if len(item_text) != num_items:
             raise ValueError(f"item_text has {len(item_text)} rows for {num_items} items")
         self.mode = mode
-        emb = encode_texts(
-            render_texts(item_text, template),
-            encoder,
-            batch_size=batch_size,
-            cache_dir=cache_dir,
-            device=device,
-        )
+        emb = item_text_embeddings(item_text, template, encoder, batch_size, cache_dir, device)
         if pca_dim:
             emb = PCA(pca_dim).fit(emb).transform(emb)
         padded = np.concatenate([np.zeros((1, emb.shape[1]), np.float32), emb.astype(np.float32)])

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recbench.embeddings.index import PCA, IndexFactory, recall_vs_exact
-from recbench.embeddings.text import DEFAULT_ENCODER, encode_texts, render_texts
+from recbench.embeddings.text import DEFAULT_ENCODER, item_text_embeddings
 
 
 class TextZeroShot(nn.Module):
@@ -59,13 +59,7 @@ class TextZeroShot(nn.Module):
         if not 0.0 < decay <= 1.0:
             raise ValueError(f"model.net.decay must be in (0, 1], got {decay}")
         self.decay, self.max_len, self.search_depth = decay, max_len, search_depth
-        emb = encode_texts(
-            render_texts(item_text, template),
-            encoder,
-            batch_size=batch_size,
-            cache_dir=cache_dir,
-            device=device,
-        )
+        emb = item_text_embeddings(item_text, template, encoder, batch_size, cache_dir, device)
         self.pca = PCA(pca_dim).fit(emb) if pca_dim else None
         if self.pca is not None:
             emb = self.pca.transform(emb)
