@@ -392,3 +392,22 @@ def test_epochs_count_from_one_in_the_bar_and_the_checkpoint_names(tmp_path):
     with open_dict(cfg):
         cfg.callbacks.model_checkpoint._target_ = "lightning.pytorch.callbacks.ModelCheckpoint"
     assert config_hashes(cfg) == before  # rows made with Lightning's class keep their setting hash
+
+
+def test_unisrec_is_the_inductive_moe_setting_and_counts_no_id_table(tmp_path, embedding_cache):
+    """model=unisrec: text only through the whitening mixture of experts, cosine / 0.07. Its parameters
+    are sasrec_text's (same Transformer) less the per-item table and the linear projection, plus the
+    adaptor's 8 experts (shift and map each) and gate, over 384-d MiniLM vectors into 64 dimensions."""
+    uni = fast_run(tmp_path / "uni", "model=unisrec", f"paths.cache_dir={embedding_cache}")
+    net = uni.config["model"]["net"]
+    assert (net["mode"], net["adaptor"], net["similarity"], net["temperature"]) == (
+        "text_only",
+        "moe",
+        "cosine",
+        0.07,
+    )
+    fused = fast_run(tmp_path / "fused", "model=sasrec_text", f"paths.cache_dir={embedding_cache}")
+    t, d, k, items = 384, 64, 8, uni.dataset.items
+    moe = k * t + k * t * d + t * k
+    assert uni.model.n_params == fused.model.n_params - (items + 1) * d - t * d + moe
+    assert uni.cost.epochs_trained == 2

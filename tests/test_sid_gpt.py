@@ -7,27 +7,16 @@ import torch
 
 from recbench.data.datamodule import TrainBatch
 from recbench.lit.sid_gpt import SemanticIdGPTModule
-from recbench.losses.ce import FullSoftmaxCE
-from recbench.metrics.ranking import build_metrics
 from recbench.models.sid_gpt import IncrementalDecoder, SemanticIdGPT
 
-from .test_tiger import tiny_codes
+from .test_tiger import tiny_codes, tiny_recipe
 
 
 def tiny(num_items: int = 40, beam: int = 5, top_k: int = 5) -> SemanticIdGPTModule:
     torch.manual_seed(0)
     codes, sizes = tiny_codes(num_items)
     net = SemanticIdGPT(num_items, sizes, max_len=5, hidden_size=32, num_layers=2, num_heads=2, ffn_size=64)
-    return SemanticIdGPTModule(
-        net=net,
-        loss=FullSoftmaxCE(),
-        optimizer=torch.optim.Adam,
-        metrics=build_metrics(["recall"], [1, min(5, top_k)]),
-        item_codes=codes,
-        semantic_levels=3,
-        beam_size=beam,
-        top_k=top_k,
-    ).eval()
+    return tiny_recipe(SemanticIdGPTModule, net, codes, beam, top_k)
 
 
 def test_no_token_sees_the_future():

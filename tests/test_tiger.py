@@ -3,6 +3,8 @@ existing, distinct items and, with a beam holding every item, exactly the brute-
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -22,13 +24,9 @@ def tiny_codes(num_items: int = 40, seed: int = 0) -> tuple[np.ndarray, list[int
     return codes, [4, 4, 4, int(codes[:, -1].max()) + 1]
 
 
-def tiny_module(num_items: int = 40, beam: int = 5, top_k: int = 5) -> GenerativeModule:
-    torch.manual_seed(0)
-    codes, sizes = tiny_codes(num_items)
-    net = TIGER(
-        num_items, sizes, max_len=5, num_user_tokens=7, d_model=32, num_layers=2, num_heads=2, d_kv=8, d_ff=64
-    )
-    return GenerativeModule(
+def tiny_recipe(recipe: type, net: torch.nn.Module, codes: np.ndarray, beam: int, top_k: int) -> Any:
+    """A generative recipe (TIGER's or another) over ``net`` and tiny codes, in eval mode."""
+    return recipe(
         net=net,
         loss=FullSoftmaxCE(),
         optimizer=torch.optim.Adam,
@@ -38,6 +36,15 @@ def tiny_module(num_items: int = 40, beam: int = 5, top_k: int = 5) -> Generativ
         beam_size=beam,
         top_k=top_k,
     ).eval()
+
+
+def tiny_module(num_items: int = 40, beam: int = 5, top_k: int = 5) -> GenerativeModule:
+    torch.manual_seed(0)
+    codes, sizes = tiny_codes(num_items)
+    net = TIGER(
+        num_items, sizes, max_len=5, num_user_tokens=7, d_model=32, num_layers=2, num_heads=2, d_kv=8, d_ff=64
+    )
+    return tiny_recipe(GenerativeModule, net, codes, beam, top_k)
 
 
 def test_incremental_decoder_equals_stock_forward():

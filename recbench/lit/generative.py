@@ -98,6 +98,7 @@ class GenerativeModule(RankingEvaluation):
         self.beam_size, self.top_k, self.warmup_steps = beam_size, top_k, warmup_steps
         self.predictions_k = min(predictions_k, top_k)
         self.progress_every = 50
+        self._progress: Progress | None = None  # the pass being decoded (set on its first batch)
 
     # ---- inputs ---------------------------------------------------------------------------------
     def encoder_inputs(self, users: torch.Tensor, inputs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -214,9 +215,8 @@ class GenerativeModule(RankingEvaluation):
             out |= {"targets": batch.targets, "top_items": head[:, :kp], "top_scores": head_scores[:, :kp]}
         for key, value in out.items():
             self._outputs.setdefault(key, []).append(value)
-        progress = getattr(self, "_progress", None)
-        if progress is not None:
-            progress.update()
+        if self._progress is not None:
+            self._progress.update()
 
     def _finish(self, stage: str) -> dict[str, np.ndarray]:
         arrays = super()._finish(stage)

@@ -163,12 +163,14 @@ class SASRec(nn.Module):
         return self.scoring.queries(x)
 
     def item_table(self) -> torch.Tensor:
-        """(num_items + 1, D) the item vectors, padding row 0 included: what the input embeds and the
-        output scores with (tied). Variants that build items from more than an ID override it."""
+        """(num_items + 1, D) the item vectors, padding row 0 included (and zero): what the input embeds and
+        the output scores with (tied). Variants that build items from more than an ID override it."""
         return self.item_emb.weight
 
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:
-        return self.item_emb(tokens)
+        """Input vectors of ``tokens``: rows of :meth:`item_table` (what ``nn.Embedding`` computes for
+        plain SASRec, padding row included; variants only override the table)."""
+        return F.embedding(tokens, self.item_table(), padding_idx=0)
 
     def item_embeddings(self) -> torch.Tensor:
         """(num_items, D) output embeddings, tied to the input ones (padding row excluded); unit length

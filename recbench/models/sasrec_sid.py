@@ -83,6 +83,3 @@ class SemanticIdSASRec(SASRec):
         if self.with_id:
             items = items + self.item_emb.weight[1:]
         return torch.cat([torch.zeros_like(items[:1]), items])  # row 0: padding, the zero vector
-
-    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
-        return nn.functional.embedding(tokens, self.item_table())

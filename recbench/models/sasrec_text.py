@@ -115,6 +115,3 @@ class TextSASRec(SASRec):
         text = self.text_proj(self.text)  # (I + 1, D)
         text = torch.cat([torch.zeros_like(text[:1]), text[1:]])  # padding stays the zero vector
         return text if self.mode == "text_only" else self.item_emb.weight + text
-
-    def embed(self, tokens: torch.Tensor) -> torch.Tensor:
-        return nn.functional.embedding(tokens, self.item_table())

@@ -96,6 +96,7 @@ class LetterTokenizer(RQVAETokenizer):
         self.cf_weight, self.cf_temperature = cf_weight, cf_temperature
         self.diversity_weight, self.diversity_temperature = diversity_weight, diversity_temperature
         self._cf: torch.Tensor | None = None
+        self._cf_digest: str | None = None  # sha256 prefix of the collaborative embeddings (cache key)
         self._proj: nn.Linear | None = None
 
     def params(self) -> dict[str, Any]:
@@ -135,8 +136,6 @@ class LetterTokenizer(RQVAETokenizer):
         cf = np.ascontiguousarray(cf, dtype=np.float32)
         self._cf = torch.from_numpy(cf)
         self._cf_digest = hashlib.sha256(cf.tobytes()).hexdigest()[:16]
-
-    _cf_digest: str | None = None
 
     def prepare(self, net: RQVAE, x: torch.Tensor) -> None:
         if self._cf is None:

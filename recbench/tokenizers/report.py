@@ -25,10 +25,11 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict
 
+from recbench.embeddings.text import DEFAULT_ENCODER
 from recbench.utils.files import atomic_write_text
 
 CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
-REFERENCE = {"encoder": "all-MiniLM-L6-v2", "template": "{title}"}  # semantic coherence is measured in it
+REFERENCE = {"encoder": DEFAULT_ENCODER, "template": "{title}"}  # semantic coherence is measured in it
 log = logging.getLogger(__name__)
 
 
