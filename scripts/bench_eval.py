@@ -23,6 +23,7 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from recbench.inputs import RunContext, model_inputs
+from recbench.lit.cf import CFModule
 from recbench.metrics.ranking import target_ranks
 from recbench.utils.environment import hardware
 from recbench.utils.files import atomic_write_text
@@ -36,6 +37,8 @@ CASES = {  # name -> overrides
     "gru4rec/amazon_beauty": ["model=gru4rec", "data=amazon_beauty"],
     "sasrec/ml_1m (history 200)": ["experiment=sasrec_ml1m"],
     "hstu/ml_1m (history 200)": ["experiment=hstu_ml1m"],
+    "bprmf/amazon_sports": ["model=bprmf", "data=amazon_sports"],
+    "multvae/amazon_beauty": ["model=multvae", "data=amazon_beauty"],
 }
 
 
@@ -70,15 +73,18 @@ def validation_seconds(module, dm) -> float:
 
 
 def floor_seconds(module, dm) -> float:
-    """Chunked scores of given user vectors, top-20 and the target's rank: nothing a pass can skip."""
+    """Chunked scores of given user vectors, top-20 and the target's rank: nothing a pass can skip. A
+    collaborative-filtering model has no user vector apart from its scoring (an embedding row, a fold-in
+    of the history): its floor times the model's own scores."""
     with torch.no_grad():
         module.eval()
         batches = list(dm.val_dataloader())
-        users = [module.user_vectors(b) for b in batches]
-        items = module.net.item_embeddings()
+        cf = isinstance(module, CFModule)
+        users = [None if cf else module.user_vectors(b) for b in batches]
+        items = None if cf else module.net.item_embeddings()
         started = time.perf_counter()
         for u, b in zip(users, batches, strict=True):
-            scores = u @ items.T
+            scores = module.score(b) if cf else u @ items.T
             scores.topk(20, dim=1)
             target_ranks(scores, b.targets)
         return time.perf_counter() - started

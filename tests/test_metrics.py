@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from recbench.metrics.ranking import build_metrics, compute, target_ranks
+from recbench.metrics import ranking
+from recbench.metrics.ranking import build_metrics, compute, count_at_least, target_ranks
 
 
 def test_target_ranks_hand_computed():
@@ -24,6 +25,29 @@ def test_ties_count_against_the_target():
 def test_nan_scores_are_an_error():
     with pytest.raises(ValueError, match="NaN"):
         target_ranks(torch.tensor([[float("nan"), 1.0]]), torch.tensor([1]))
+
+
+@pytest.mark.parametrize("where", [(0, 0), (2, 7), (-1, -1)])
+def test_nan_anywhere_is_an_error(where):
+    scores = torch.randn(3, 9)
+    scores[where] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        target_ranks(scores, torch.tensor([0, 1, 2]))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (5, 3), (37, 1000), (300, 12101)])
+def test_fast_count_equals_the_plain_comparison(shape, monkeypatch):
+    """Chunked 0/1 float sums give exactly the bool count, with ties, infinities and chunk edges."""
+    g = torch.Generator().manual_seed(sum(shape))
+    scores = torch.randint(-3, 4, shape, generator=g).float()  # many ties
+    scores[scores == 3] = float("inf")
+    scores[scores == -3] = float("-inf")
+    thresholds = scores.gather(1, torch.randint(0, shape[1], (shape[0], 1), generator=g))
+    expected = (scores >= thresholds).sum(1)
+    for chunk_bytes in (1, 4 * shape[1] * 2 + 1, 1 << 20):  # one row, a few rows, the default
+        monkeypatch.setattr(ranking, "_CHUNK_BYTES", chunk_bytes)
+        got = count_at_least(scores, thresholds)
+        assert got.dtype == torch.int64 and torch.equal(got, expected)
 
 
 def test_metric_values_hand_computed():
