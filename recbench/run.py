@@ -93,6 +93,8 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> ResultRow:
     # (model.inputs: num_items, item_text, item_codes … built in recbench/inputs.py).
     net_inputs, recipe_inputs = model_inputs(cfg.model, RunContext(dataset, split, tokenizer))
     net = instantiate(cfg.model.net)(**net_inputs)
+    if cfg.get("compile"):  # the forward compiled in place: same parameters, same checkpoint keys
+        net.compile(**compile_options(cfg.compile))
     module = instantiate(cfg.model.module)(
         net=net,
         loss=instantiate(cfg.loss),
@@ -157,6 +159,12 @@ def run(cfg: DictConfig, overrides: list[str] | None = None) -> ResultRow:
     if isinstance(logger, WandbLogger):
         logger.experiment.finish()  # flush now: the next job of a sweep starts its own run
     return row
+
+
+def compile_options(value: object) -> dict[str, str]:
+    """``compile=true`` or ``compile=<mode>`` (checked by ``check_values``) as ``torch.compile``'s
+    keyword arguments."""
+    return {} if value is True else {"mode": str(value)}
 
 
 # An absolute config path: Hydra resolves a relative one against the caller, which `recbench run` is not.

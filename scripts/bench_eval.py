@@ -5,6 +5,7 @@ batching order (``datamodule.eval_order``). A benchmark, not a test: it writes a
 a table.
 
     python scripts/bench_eval.py [--threads 2] [--repeats 3] [--out outputs/bench/eval.json]
+    python scripts/bench_eval.py --device cuda      # on a GPU (scripts/gpu_check.sh runs this)
 
 Needs the benchmark files under RECBENCH_DATA_DIR. The networks are freshly initialised (seeded): the
 cost of a pass does not depend on the weights. Each figure is the best of ``--repeats`` passes.
@@ -21,6 +22,7 @@ from pathlib import Path
 import lightning as L
 import torch
 from hydra import compose, initialize_config_dir
+from lightning.fabric.utilities.apply_func import move_data_to_device
 
 from recbench.inputs import RunContext, model_inputs
 from recbench.lit.cf import CFModule
@@ -60,9 +62,10 @@ def build(overrides: list[str]):
     return module, dm
 
 
-def validation_seconds(module, dm) -> float:
+def validation_seconds(module, dm, device: torch.device) -> float:
     trainer = L.Trainer(
-        accelerator="cpu",
+        accelerator="gpu" if device.type == "cuda" else "cpu",
+        devices=[device.index or 0] if device.type == "cuda" else "auto",
         logger=False,
         enable_progress_bar=False,
         enable_model_summary=False,
@@ -72,25 +75,32 @@ def validation_seconds(module, dm) -> float:
     return module.eval_seconds["val"]
 
 
-def floor_seconds(module, dm) -> float:
+def floor_seconds(module, dm, device: torch.device) -> float:
     """Chunked scores of given user vectors, top-20 and the target's rank: nothing a pass can skip. A
     collaborative-filtering model has no user vector apart from its scoring (an embedding row, a fold-in
     of the history): its floor times the model's own scores."""
     with torch.no_grad():
-        module.eval()
-        batches = list(dm.val_dataloader())
+        module.to(device).eval()
+        batches = [move_data_to_device(b, device) for b in dm.val_dataloader()]
         cf = isinstance(module, CFModule)
         users = [None if cf else module.user_vectors(b) for b in batches]
         items = None if cf else module.net.item_embeddings()
+        synchronize(device)
         started = time.perf_counter()
         for u, b in zip(users, batches, strict=True):
             scores = module.score(b) if cf else u @ items.T
             scores.topk(20, dim=1)
             target_ranks(scores, b.targets)
+        synchronize(device)
         return time.perf_counter() - started
 
 
-def main() -> None:
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -98,19 +108,29 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cases", nargs="*", default=list(CASES), help=f"of {list(CASES)}")
     parser.add_argument("--out", type=Path, default=Path("outputs/bench/eval.json"))
-    args = parser.parse_args()
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
+    parser.add_argument(
+        "overrides", nargs="*", help="extra Hydra overrides for every case (e.g. data=synthetic)"
+    )
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
     torch.set_num_threads(args.threads)
     quiet_console()
     logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)  # the per-trainer device lines
-    report: dict[str, object] = {"threads": args.threads, "hardware": hardware(), "cases": {}}
+    report: dict[str, object] = {
+        "threads": args.threads,
+        "hardware": hardware(),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "cases": {},
+    }
     print(f"{'case':<28} {'floor s':>8} {'given s':>8} {'x floor':>8} {'length s':>9} {'x floor':>8}")
     for name in args.cases:
         figures: dict[str, float] = {}
-        module, dm = build(CASES[name])
+        module, dm = build([*CASES[name], *args.overrides])
         for order in ("given", "length"):
             dm.eval_order = order  # the loaders are made per pass, from this
-            figures[order] = min(validation_seconds(module, dm) for _ in range(args.repeats))
-        figures["floor"] = min(floor_seconds(module, dm) for _ in range(args.repeats))
+            figures[order] = min(validation_seconds(module, dm, device) for _ in range(args.repeats))
+        figures["floor"] = min(floor_seconds(module, dm, device) for _ in range(args.repeats))
         figures |= {f"{o}_x_floor": figures[o] / figures["floor"] for o in ("given", "length")}
         report["cases"][name] = figures  # type: ignore[index]
         print(

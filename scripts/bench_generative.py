@@ -4,6 +4,7 @@ dense next-token supervision: one window covers every prefix of it).
 
     python scripts/bench_generative.py                 # d 128, 4 layers, history 20, Beauty's counts
     python scripts/bench_generative.py --steps 5 --users 2000 --threads 1   # a quick look
+    python scripts/bench_generative.py --device cuda   # on a GPU (scripts/gpu_check.sh runs this)
 
 Reports, per model: seconds per optimizer step (median of ``--steps`` after one warm-up), the steps one
 epoch over Beauty's training data takes (TIGER: 131,413 prefixes / batch 256; sid_gpt: 22,363 windows /
@@ -55,24 +56,32 @@ def module(kind: str, codes: np.ndarray, sizes: list[int], d: int, layers: int, 
     return SemanticIdGPTModule(net=gpt, **common)  # type: ignore[arg-type]
 
 
-def time_steps(m: Any, make_batch: Any, steps: int) -> float:
+def synchronize(device: torch.device) -> None:
+    """Wait for queued GPU work: without it a GPU timer measures only the launch."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def time_steps(m: Any, make_batch: Any, steps: int, device: torch.device) -> float:
     opt = m.optimizer_factory(params=m.parameters())
     m.train()
     m.log = lambda *a, **k: None  # no trainer attached
     times = []
     for i in range(steps + 1):
         batch = make_batch()
+        synchronize(device)
         t = time.perf_counter()
         loss = m.training_step(batch, 1)
         opt.zero_grad()
         loss.backward()
         opt.step()
+        synchronize(device)
         if i:  # the first step warms up
             times.append(time.perf_counter() - t)
     return statistics.median(times)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--d", type=int, default=128)
@@ -81,17 +90,20 @@ def main() -> None:
     p.add_argument("--decode-users", type=int, default=256)
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 ...")
     p.add_argument("--out", type=Path, default=Path("outputs/bench") / "generative.json")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
     codes, sizes = codes_for(BEAUTY["items"], rng)
     n = BEAUTY["items"]
+    device = torch.device(args.device)
     report: dict[str, Any] = {
         "settings": vars(args) | {"out": str(args.out)},
         "threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
     }
 
     def prefix_batch() -> PrefixBatch:  # TIGER: 256 prefixes of mixed lengths (Beauty's are short)
@@ -100,7 +112,9 @@ def main() -> None:
         for i, length in enumerate(lengths):
             inputs[i, args.history - length :] = rng.integers(1, n + 1, size=length)
         return PrefixBatch(
-            torch.arange(256), torch.from_numpy(inputs), torch.from_numpy(rng.integers(0, n, 256))
+            torch.arange(256, device=device),
+            torch.from_numpy(inputs).to(device),
+            torch.from_numpy(rng.integers(0, n, 256)).to(device),
         )
 
     def window_batch() -> TrainBatch:  # sid_gpt: 128 windows of up to history items, left-padded
@@ -108,20 +122,23 @@ def main() -> None:
         seqs = np.zeros((128, args.history + 1), dtype=np.int64)
         for i, length in enumerate(lengths):
             seqs[i, args.history + 1 - length :] = rng.integers(1, n + 1, size=length)
-        return TrainBatch(torch.from_numpy(seqs[:, :-1]), torch.from_numpy(seqs[:, 1:]))
+        return TrainBatch(torch.from_numpy(seqs[:, :-1]).to(device), torch.from_numpy(seqs[:, 1:]).to(device))
 
     plan = {
         "tiger": (prefix_batch, BEAUTY["prefixes"] / 256),
         "sid_gpt": (window_batch, BEAUTY["users"] / 128),
     }
     for kind, (make, steps_per_epoch) in plan.items():
-        m = module(kind, codes, sizes, args.d, args.layers, args.history)
-        step = time_steps(m, make, args.steps)
+        m = module(kind, codes, sizes, args.d, args.layers, args.history).to(device)
+        step = time_steps(m, make, args.steps, device)
         m.eval()
-        users = torch.arange(args.decode_users)
-        inputs = torch.from_numpy(rng.integers(1, n + 1, size=(args.decode_users, args.history)))
+        users = torch.arange(args.decode_users, device=device)
+        inputs = torch.from_numpy(rng.integers(1, n + 1, size=(args.decode_users, args.history))).to(device)
+        synchronize(device)
         t = time.perf_counter()
-        m.retrieve(users, inputs)
+        with torch.no_grad():
+            m.retrieve(users, inputs)
+        synchronize(device)
         decode = args.decode_users / (time.perf_counter() - t)
         report[kind] = {"seconds_per_step": step, "steps_per_epoch": steps_per_epoch,
                         "seconds_per_epoch": step * steps_per_epoch, "decode_users_per_second": decode,

@@ -411,3 +411,28 @@ def test_unisrec_is_the_inductive_moe_setting_and_counts_no_id_table(tmp_path, e
     moe = k * t + k * t * d + t * k
     assert uni.model.n_params == fused.model.n_params - (items + 1) * d - t * d + moe
     assert uni.cost.epochs_trained == 2
+
+
+def test_compile_runs_the_same_setting_and_checks_its_value(tmp_path, monkeypatch):
+    """``compile=true`` compiles each network's forward in place (here with Dynamo's eager backend, so the
+    test spends no time in code generation): same numbers, same setting hash, same checkpoint keys; a
+    value that is not a mode is refused before any data is read."""
+    import torch
+
+    from recbench.utils.config_check import ConfigError
+
+    compiled: list[str] = []
+    plain_compile = torch.nn.Module.compile
+
+    def eager_compile(self, *args, **kwargs):
+        compiled.append(type(self).__name__)
+        plain_compile(self, *args, **kwargs, backend="eager")
+
+    plain = fast_run(tmp_path / "plain")
+    monkeypatch.setattr(torch.nn.Module, "compile", eager_compile)
+    fast = fast_run(tmp_path / "compiled", "compile=true")
+    assert compiled == ["SASRec"]
+    assert fast.metrics == plain.metrics
+    assert fast.setting_hash == plain.setting_hash
+    with pytest.raises(ConfigError, match="compile='fastest'"):
+        fast_run(tmp_path / "bad", "compile=fastest")

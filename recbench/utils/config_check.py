@@ -234,7 +234,13 @@ def _number(low: float, high: float | None = None, *, open_low: bool = False, op
     return ok, f"a number in {left}{low}, {right}"
 
 
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
+
 RULES: list[tuple[str, tuple[Callable[[Any], bool], str]]] = [
+    (
+        "compile",
+        ((lambda v: isinstance(v, bool) or v in COMPILE_MODES), f"true, false or one of {COMPILE_MODES}"),
+    ),
     ("trainer.max_epochs", _integer(-1)),
     ("trainer.max_steps", _integer(-1)),
     ("trainer.min_epochs", _integer(0)),
