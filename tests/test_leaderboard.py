@@ -190,17 +190,34 @@ def test_the_page_fits_a_desktop_and_a_phone_and_no_plot_labels_overlap(run_dir,
     assert all((tmp_path / "shots" / f"index_{w}.png").stat().st_size > 10_000 for w in WIDTHS)
 
 
-def test_plot_labels_never_overlap_even_for_coinciding_points():
+def test_every_model_has_a_family():
+    from recbench.leaderboard.html import FAMILIES
+
+    from .test_configs import options
+
+    assert sorted(set(options("model")) - set(FAMILIES)) == []
+
+
+@pytest.mark.parametrize("crowd", [6, 40])
+def test_plot_labels_never_overlap_even_for_coinciding_points(crowd):
+    """Six points on one spot, and a board's worth (40) in one small cluster: every number finds a free
+    spot inside the plot, away from every dot, the crowded ones with a leader line back to their dot."""
     from recbench.leaderboard.html import _overlap, place_labels
 
-    points = [(100.0, 100.0)] * 6 + [(104.0, 102.0), (300.0, 50.0)]
+    rng = np.random.default_rng(0)
+    cluster = [(100.0 + float(dx), 100.0 + float(dy)) for dx, dy in rng.uniform(0, 30, size=(crowd - 6, 2))]
+    points = [(100.0, 100.0)] * 6 + cluster + [(104.0, 102.0), (300.0, 50.0)]
     placed = place_labels(points, 680, 340)
     boxes = []
-    for i, (x, y, anchor) in enumerate(placed):
+    for i, (x, y, anchor, _) in enumerate(placed):
         w = 7.0 * len(str(i + 1)) + 2
         left = x if anchor == "start" else x - w if anchor == "end" else x - w / 2
         boxes.append((left, y - 10, left + w, y + 2))
     assert not any(_overlap(a, b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    dots = [(x - 4.5, y - 4.5, x + 4.5, y + 4.5) for x, y in points]
+    assert not any(_overlap(box, dot) for box in boxes for dot in dots)
+    assert all(b[0] >= 0 and b[2] <= 680 and b[1] >= 0 and b[3] <= 340 for b in boxes)
+    assert any(leader for *_, leader in placed) == (crowd > 6)
 
 
 def test_verify_reproduces_a_cpu_row_exactly(run_dir, capsys):

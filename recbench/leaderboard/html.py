@@ -33,10 +33,10 @@ from recbench.leaderboard.build import (
 
 HEADLINE = ("recall@10", "ndcg@10", "recall@20", "ndcg@20")
 FAMILIES = {  # model name -> family shown and filtered on
-    **dict.fromkeys(["pop", "gru4rec", "caser", "sasrec", "bert4rec", "hstu"], "ID"),
+    **dict.fromkeys(["pop", "gru4rec", "caser", "sasrec", "bert4rec", "hstu", "sasrec_sid"], "ID"),
     **dict.fromkeys(["itemknn", "ease", "bprmf", "lightgcn", "simgcl", "multvae", "buir", "directau"], "CF"),
-    "tiger": "generative",
-    "text_zeroshot": "text",
+    **dict.fromkeys(["tiger", "sid_gpt"], "generative"),
+    **dict.fromkeys(["text_zeroshot", "sasrec_text", "unisrec", "alpharec"], "text"),
     **dict.fromkeys(["bm25", "dense", "hybrid"], "search"),
 }
 COLORS = {"ID": "#3366cc", "CF": "#dc3912", "generative": "#ff9900", "text": "#109618", "search": "#990099",
@@ -164,31 +164,33 @@ def headline_table(groups: list[Group], references: list[dict[str, Any]], masked
 
 def place_labels(
     points: list[tuple[float, float]], width: float, height: float
-) -> list[tuple[float, float, str]]:
-    """For each point, where its number goes (x, y, text-anchor): the first of a few spots around it whose
-    box overlaps no label placed before and no point, inside the plot; else a spot further out."""
+) -> list[tuple[float, float, str, bool]]:
+    """For each point, where its number goes (x, y, text-anchor, leader): the first of a few spots around
+    it whose box overlaps no label placed before and no point, inside the plot; in a crowd, the nearest
+    free spot further out on a spiral, joined to its point by a leader line (``leader`` true). Only when
+    the whole plot is full does a number sit on its point."""
     boxes: list[tuple[float, float, float, float]] = [(x - 5, y - 5, x + 5, y + 5) for x, y in points]
     spots = [(7, -5, "start"), (7, 12, "start"), (-7, -5, "end"), (-7, 12, "end"), (0, -9, "middle"),
              (0, 19, "middle"), (14, 3, "start"), (-14, 3, "end")]  # fmt: skip
+    near = [(dx * (1 + ring), dy * (1 + ring * 0.8), anchor) for ring in range(2) for dx, dy, anchor in spots]
+    far = [(r * 6 * math.cos(a * math.pi / 8), r * 6 * math.sin(a * math.pi / 8), "middle")
+           for r in range(3, 60) for a in range(16)]  # fmt: skip
     placed = []
     for i, (x, y) in enumerate(points):
         w = 7.0 * len(str(i + 1)) + 2
         choice = None
-        for ring in range(4):
-            for dx, dy, anchor in spots:
-                tx, ty = x + dx * (1 + ring), y + dy * (1 + ring * 0.8)
-                left = tx if anchor == "start" else tx - w if anchor == "end" else tx - w / 2
-                box = (left, ty - 10, left + w, ty + 2)
-                inside = box[0] >= 0 and box[2] <= width and box[1] >= 0 and box[3] <= height
-                if inside and not any(_overlap(box, b) for b in boxes):
-                    choice = (tx, ty, anchor, box)
-                    break
-            if choice:
+        for k, (dx, dy, anchor) in enumerate(near + far):
+            tx, ty = x + dx, y + dy
+            left = tx if anchor == "start" else tx - w if anchor == "end" else tx - w / 2
+            box = (left - 1, ty - 11, left + w + 1, ty + 3)  # a pixel of margin all round
+            inside = box[0] >= 0 and box[2] <= width and box[1] >= 0 and box[3] <= height
+            if inside and not any(_overlap(box, b) for b in boxes):
+                choice = (tx, ty, anchor, k >= len(near), box)
                 break
-        if choice is None:  # crowded: on the point itself, drawn last
-            choice = (x, y + 4, "middle", (x - w / 2, y - 6, x + w / 2, y + 4))
-        boxes.append(choice[3])
-        placed.append(choice[:3])
+        if choice is None:  # the plot is full: on the point itself, drawn last
+            choice = (x, y + 4, "middle", False, (x - w / 2, y - 6, x + w / 2, y + 4))
+        boxes.append(choice[4])
+        placed.append(choice[:4])
     return placed
 
 
@@ -248,7 +250,11 @@ def scatter(points: list[tuple[str, str, float, float]], x_label: str, y_label: 
         color = COLORS.get(fam, COLORS["other"])
         parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4.5" fill="{color}" data-family="{fam}">'
                      f"<title>{html.escape(name)}</title></circle>")  # fmt: skip
-    for i, (tx, ty, anchor) in enumerate(place_labels(xy, width, height)):
+    for i, (tx, ty, anchor, leader) in enumerate(place_labels(xy, width, height)):
+        if leader:  # a number moved out of a crowd points back at its dot
+            x, y = xy[i]
+            parts.append(f'<line x1="{x:.1f}" y1="{y:.1f}" x2="{tx:.1f}" y2="{ty - 4:.1f}" stroke="#999" '
+                         'stroke-width="0.7"/>')  # fmt: skip
         parts.append(f'<text class="label" x="{tx:.1f}" y="{ty:.1f}" text-anchor="{anchor}">{i + 1}</text>')
     parts.append("</svg>")
     legend = "".join(
