@@ -156,3 +156,20 @@ def test_prefix_samples_never_target_validation_or_test():
     train_end = np.array([3, 6])
     users, pos, hist = prefix_samples(offsets, train_end, max_len=2)
     assert users.tolist() == [0, 0] and pos.tolist() == [1, 2] and hist.tolist() == [1, 2]
+
+
+def test_training_trace_counts_epochs_and_batches_from_one(caplog):
+    """The timestamped training trace numbers epochs and batches like the bar and checkpoints do."""
+    from types import SimpleNamespace
+
+    from recbench.data.prefixes import PrefixBatch
+
+    m = tiny_module().train()
+    m._trainer = SimpleNamespace(num_training_batches=514, current_epoch=0)  # what the trace reads
+    m.log = lambda *a, **k: None
+    batch = PrefixBatch(
+        torch.tensor([0, 1]), torch.tensor([[0, 0, 3, 4, 5], [1, 2, 3, 4, 5]]), torch.tensor([6, 7])
+    )
+    with caplog.at_level("INFO", logger="recbench.lit.generative"):
+        m.training_step(batch, 0)
+    assert "epoch 1, batch 1/514: loss" in caplog.text

@@ -115,7 +115,10 @@ class GenerativeModule(RankingEvaluation):
         loss = self.loss(states.flatten(0, 1), targets.flatten(), self.net.output_embeddings())
         self.log("train/loss", loss, prog_bar=True, batch_size=len(targets))
         if batch_idx % self.progress_every == 0:  # long CPU epochs: a timestamped trace of progress
-            log.info("epoch %d batch %d: loss %.4f", self.current_epoch, batch_idx, float(loss.detach()))
+            total = self.trainer.num_training_batches if self._trainer is not None else None
+            of = f"/{total}" if isinstance(total, int) else ""  # counted from 1, like every other line
+            log.info("epoch %d, batch %d%s: loss %.4f", self.current_epoch + 1, batch_idx + 1, of,
+                     float(loss.detach()))  # fmt: skip
         return loss
 
     def configure_optimizers(self) -> Any:
