@@ -436,3 +436,15 @@ def test_compile_runs_the_same_setting_and_checks_its_value(tmp_path, monkeypatc
     assert fast.setting_hash == plain.setting_hash
     with pytest.raises(ConfigError, match="compile='fastest'"):
         fast_run(tmp_path / "bad", "compile=fastest")
+
+
+@pytest.mark.parametrize("model", ["sasrec", "multvae"])
+def test_fused_adam_is_the_same_update_up_to_rounding(tmp_path, model):
+    """Model files ask for Adam's fused kernel (``model.optimizer.fused``, rounding-only): the loop it
+    replaced reaches the same validation numbers up to float rounding, in the same setting group."""
+    fused = fast_run(tmp_path / "fused", f"model={model}")
+    loop = fast_run(tmp_path / "loop", f"model={model}", "model.optimizer.fused=null")
+    assert fused.config["model"]["optimizer"]["fused"] is True
+    assert fused.setting_hash == loop.setting_hash
+    for key, value in loop.metrics["val"].items():
+        assert fused.metrics["val"][key] == pytest.approx(value, abs=0.01), key

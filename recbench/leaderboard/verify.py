@@ -178,8 +178,10 @@ def rounding_overrides(row: ResultRow, cfg: DictConfig) -> list[str]:
             continue  # this run's config has no such key (e.g. a datamodule without it)
         node, leaf = dotted_parent(row.config, key)
         value = node[leaf] if node is not None and leaf in node else before
-        if not isinstance(value, str) or not _PLAIN_VALUE.fullmatch(value):
-            raise RefusedError(f"row config {key}={value!r} is not a plain word")
+        if value is None or isinstance(value, bool):
+            value = {None: "null", True: "true", False: "false"}[value]
+        elif not isinstance(value, str) or not _PLAIN_VALUE.fullmatch(value):
+            raise RefusedError(f"row config {key}={value!r} is not a plain word, true, false or null")
         pinned.append(f"{key}={value}")
     return pinned
 
