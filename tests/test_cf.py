@@ -276,7 +276,7 @@ def test_multvae_anneals_its_kl_weight_and_lowers_its_loss():
     net = MultVAE(num_items=5, hidden_sizes=[8], latent_size=4, dropout=0.0, anneal_cap=0.2, anneal_steps=10)
     opt = torch.optim.Adam(net.parameters(), lr=0.02)
     rows = torch.from_numpy(X)
-    batch_ = UserBatch(users=torch.arange(4), rows=rows)
+    batch_ = UserBatch.from_rows(torch.arange(4), rows)
     betas, losses = [], []
     for _ in range(60):
         terms = net.training_terms(batch_)
@@ -452,3 +452,26 @@ def test_infonce_loss_equals_a_hand_computation():
     assert InfoNCE(t)(pos, neg).item() == pytest.approx(np.mean(by_hand), rel=1e-5)
     with pytest.raises(ValueError, match=r"loss\.temperature must be > 0"):
         InfoNCE(0.0)
+
+
+def test_multvae_sparse_first_layer_and_loss_equal_the_dense_ones():
+    """The encoder reads (row, item) pairs and the log-likelihood is gathered at them: the same numbers as
+    Linear(normalize(rows)) and the dense product with the rows (dropout off)."""
+    import torch.nn.functional as F
+
+    from recbench.losses.multvae import MultVAELoss
+    from recbench.models.multvae import MultVAE
+
+    torch.manual_seed(0)
+    net = MultVAE(num_items=30, hidden_sizes=[16], latent_size=4, dropout=0.5).eval()
+    rows = (torch.rand(6, 30) < 0.2).float()
+    rows[2] = 0.0  # a user without items
+    batch_ = UserBatch.from_rows(torch.arange(6), rows)
+    assert torch.equal(batch_.rows, rows)
+    mu, logvar = net.encode(batch_.row_index, batch_.item_index, 6)
+    dense = net.encoder(F.normalize(rows, dim=1))
+    assert torch.allclose(torch.cat([mu, logvar], 1), dense, atol=1e-6)
+    logits = torch.randn(6, 30)
+    loss = MultVAELoss()
+    by_pairs = loss(logits, None, mu, logvar, 0.2, batch_.row_index, batch_.item_index)
+    assert torch.allclose(by_pairs, loss(logits, rows, mu, logvar, 0.2), atol=1e-6)

@@ -44,8 +44,24 @@ class PairBatch:
 
 @dataclass
 class UserBatch:
+    """Users and their training items, as (batch row, item) pairs: the matrix rows, sparse."""
+
     users: torch.Tensor  # (B,) user indices
-    rows: torch.Tensor  # (B, I) float32: 1 where the user has the item in training
+    row_index: torch.Tensor  # (N,) int64: the batch row of each training (user, item) pair
+    item_index: torch.Tensor  # (N,) int64: its item (0-based)
+    num_items: int
+
+    @property
+    def rows(self) -> torch.Tensor:
+        """(B, I) float32: 1 where the user has the item in training."""
+        dense = torch.zeros(len(self.users), self.num_items)
+        dense[self.row_index, self.item_index] = 1.0
+        return dense
+
+    @classmethod
+    def from_rows(cls, users: torch.Tensor, rows: torch.Tensor) -> UserBatch:
+        row_index, item_index = rows.nonzero(as_tuple=True)
+        return cls(users, row_index, item_index, rows.shape[1])
 
 
 def draw_negatives(
@@ -164,7 +180,14 @@ class InteractionDataModule(SequentialDataModule):
 
     def collate_users(self, idx: np.ndarray, rng: np.random.Generator) -> UserBatch:
         users = self.active_users[idx]
-        return UserBatch(users=torch.from_numpy(users), rows=torch.from_numpy(self.matrix[users].toarray()))
+        rows = self.matrix[users]  # CSR, binary
+        row_index = np.repeat(np.arange(len(users), dtype=np.int64), np.diff(rows.indptr))
+        return UserBatch(
+            users=torch.from_numpy(users),
+            row_index=torch.from_numpy(row_index),
+            item_index=torch.from_numpy(rows.indices.astype(np.int64)),
+            num_items=rows.shape[1],
+        )
 
     def train_dataloader(self) -> DataLoader:
         if self.num_workers:

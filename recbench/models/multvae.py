@@ -12,9 +12,9 @@ latent mean.
 from __future__ import annotations
 
 import itertools
+from typing import cast
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from recbench.data.datamodule import EvalBatch
@@ -70,19 +70,33 @@ class MultVAE(nn.Module):
                 nn.init.xavier_normal_(m.weight)
                 nn.init.normal_(m.bias, std=0.001)
 
-    def encode(self, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.encoder(self.dropout(F.normalize(rows, dim=1)))
+    def encode(
+        self, row_index: torch.Tensor, item_index: torch.Tensor, batch_size: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mean and log-variance for ``batch_size`` users given as (row, item) pairs of distinct items.
+
+        The first layer reads only the users' items: the L2-normalised binary row is 1/sqrt(n) at each of
+        its n items, dropout acts on those values (dropping a zero changes nothing), and the product with
+        the layer's weight is a sum of the n weight columns. The same numbers as the dense
+        ``Linear(dropout(normalize(rows)))`` up to float rounding, without a (B, I) input: on Beauty a
+        training step no longer multiplies 500 x 12,101 by 12,101 x 600."""
+        first = cast(nn.Linear, self.encoder[0])
+        counts = torch.bincount(row_index, minlength=batch_size).clamp(min=1)
+        values = self.dropout(counts[row_index].to(first.weight.dtype).rsqrt())
+        h = torch.zeros(batch_size, first.out_features, dtype=first.weight.dtype, device=first.weight.device)
+        h = h.index_add(0, row_index, first.weight.t()[item_index] * values[:, None]) + first.bias
+        h = self.encoder[1:](h)
         return h[:, : self.latent_size], h[:, self.latent_size :]  # mean, log-variance
 
     def training_terms(self, batch: UserBatch) -> dict[str, object]:
-        mu, logvar = self.encode(batch.rows)
+        mu, logvar = self.encode(batch.row_index, batch.item_index, len(batch.users))
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
         beta = min(self.anneal_cap, float(self.steps) / self.anneal_steps)
         self.steps += 1
-        return {"logits": self.decoder(z), "rows": batch.rows, "mu": mu, "logvar": logvar, "beta": beta}
+        return {"logits": self.decoder(z), "rows": None, "row_index": batch.row_index,
+                "item_index": batch.item_index, "mu": mu, "logvar": logvar, "beta": beta}  # fmt: skip
 
     def score(self, batch: EvalBatch) -> torch.Tensor:
         rows, items = history_pairs(batch)
-        x = torch.zeros(len(batch.users), self.num_items, device=self.steps.device)
-        x[rows, items] = 1.0
-        return self.decoder(self.encode(x)[0])
+        device = self.steps.device
+        return self.decoder(self.encode(rows.to(device), items.to(device), len(batch.users))[0])
