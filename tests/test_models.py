@@ -227,3 +227,19 @@ def test_semantic_id_item_vectors_are_hand_sums_of_their_pieces():
     assert with_id(torch.tensor([[1, 2, 3]])).shape == (1, 3, 8)
     with pytest.raises(ValueError, match=r"model\.net\.pieces must be one of"):
         SemanticIdSASRec(4, codes, pieces="bigram", **kw)
+
+
+@pytest.mark.parametrize("norm", ["pre", "post"])
+def test_sasrec_last_position_alone_equals_the_full_forward(norm):
+    """Evaluation's forward computes the final block at the latest position only: the same vector."""
+    from recbench.models.sasrec import SASRec
+
+    torch.manual_seed(0)
+    net = SASRec(num_items=30, max_len=12, num_layers=3, norm=norm).eval()
+    tokens = torch.randint(1, 31, (5, 12))
+    tokens[0, :9] = 0  # left padding
+    tokens[1, :11] = 0  # one item
+    full = net(tokens)[:, -1]
+    last = net(tokens, last_only=True)
+    assert last.shape == (5, 1, full.shape[-1])
+    assert torch.allclose(last[:, -1], full, atol=1e-5)

@@ -40,14 +40,18 @@ class CausalSelfAttention(nn.Module):
         self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
         self.proj = nn.Linear(hidden_size, hidden_size)
 
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """(B, L, D) -> (B, L, D); ``last_only``: the latest position's output alone, (B, 1, D)."""
         b, length, d = x.shape  # (B, L, D)
         q, k, v = self.qkv(x).split(d, dim=2)
-        q, k, v = (t.view(b, length, self.num_heads, d // self.num_heads).transpose(1, 2) for t in (q, k, v))
+        if last_only:
+            q, allowed = q[:, -1:], allowed[..., -1:, :]
+        q = q.reshape(b, q.shape[1], self.num_heads, d // self.num_heads).transpose(1, 2)
+        k, v = (t.view(b, length, self.num_heads, d // self.num_heads).transpose(1, 2) for t in (k, v))
         y = F.scaled_dot_product_attention(
             q, k, v, attn_mask=allowed, dropout_p=self.dropout if self.training else 0.0
-        )  # (B, H, L, D/H)
-        return self.proj(y.transpose(1, 2).reshape(b, length, d))
+        )  # (B, H, L or 1, D/H)
+        return self.proj(y.transpose(1, 2).reshape(b, q.shape[2], d))
 
 
 class Block(nn.Module):
@@ -70,11 +74,14 @@ class Block(nn.Module):
         )
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, x: torch.Tensor, allowed: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, allowed: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """``last_only``: keys and values from every position, the query, the residual and the FFN at the
+        latest one only: (B, 1, D), what evaluation reads from the final block."""
+        here = x[:, -1:] if last_only else x
         if self.norm == "post":  # BERT / RecBole: normalise after each residual sum
-            x = self.ln1(x + self.drop(self.attn(x, allowed)))
+            x = self.ln1(here + self.drop(self.attn(x, allowed, last_only)))
             return self.ln2(x + self.ffn(x))
-        x = x + self.drop(self.attn(self.ln1(x), allowed))
+        x = here + self.drop(self.attn(self.ln1(x), allowed, last_only))
         return x + self.ffn(self.ln2(x))
 
 
@@ -140,8 +147,12 @@ class SASRec(nn.Module):
             with torch.no_grad():
                 module.weight[module.padding_idx].zero_()
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens (B, L) left-padded item tokens -> hidden states (B, L, D)."""
+    reads_last_only = True  # forward(tokens, last_only=True): the latest position alone, for evaluation
+
+    def forward(self, tokens: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """tokens (B, L) left-padded item tokens -> hidden states (B, L, D); with ``last_only`` the latest
+        position's alone (B, 1, D), its final block computed at that position only (the same numbers up
+        to float rounding, at about half the final block's cost)."""
         length = tokens.shape[1]
         if length > self.max_len:
             raise ValueError(f"sequence length {length} exceeds max_len {self.max_len}")
@@ -157,8 +168,8 @@ class SASRec(nn.Module):
         # so that no softmax row is empty (those rows are never read).
         eye = torch.eye(length, dtype=torch.bool, device=tokens.device)
         allowed = ((causal & valid[:, None, :]) | eye)[:, None]  # (B, 1, L, L)
-        for block in self.blocks:
-            x = block(x, allowed)
+        for i, block in enumerate(self.blocks):
+            x = block(x, allowed, last_only and i == len(self.blocks) - 1)
         x = x if self.norm == "post" else self.ln_f(x)
         return self.scoring.queries(x)
 
