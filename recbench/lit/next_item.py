@@ -138,7 +138,7 @@ class NextItemModule(RankingEvaluation):
         """(B, D) each case's query: the hidden state at the latest position (computed there alone by a
         network that can, ``reads_last_only``)."""
         if getattr(self.net, "reads_last_only", False):
-            return self.net(batch.inputs, last_only=True)[:, -1]
+            return cast(Any, self.net)(batch.inputs, last_only=True)[:, -1]
         return self.net(batch.inputs)[:, -1]
 
     def score(self, batch: EvalBatch) -> torch.Tensor:
