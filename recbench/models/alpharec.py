@@ -97,6 +97,8 @@ class AlphaRec(nn.Module):
         return total[: self.num_users], total[self.num_users :]
 
     def training_terms(self, batch: PairBatch) -> dict[str, Any]:
+        self._cached = None  # the step that follows changes the weights; a fused optimizer leaves their
+        # version counters as they were, so the cache key alone would not see it
         users, items = self.propagate()
         u = users[batch.users]
         return {

@@ -109,6 +109,8 @@ class LightGCN(nn.Module):
         return total[: self.num_users], total[self.num_users :]
 
     def training_terms(self, batch: PairBatch) -> dict[str, object]:
+        self._cached = None  # the step that follows changes the weights; a fused optimizer leaves their
+        # version counters as they were, so the cache key alone would not see it
         users, items = self.propagate()
         u = users[batch.users]
         pos, neg = items[batch.items], items[batch.negatives]
@@ -119,8 +121,8 @@ class LightGCN(nn.Module):
         }
 
     def score(self, batch: EvalBatch) -> torch.Tensor:
-        # One propagation per evaluation pass: reused while the weights are unchanged (an optimizer step
-        # or a checkpoint load bumps their version counters).
+        # One propagation per evaluation pass: reused while the weights are unchanged (dropped by every
+        # training step; a checkpoint load bumps the weights' version counters).
         key = (self.user_emb.weight._version, self.item_emb.weight._version, self.user_emb.weight.data_ptr())
         if self._cached is None or self._cached[0] != key:
             with torch.no_grad():
