@@ -438,7 +438,7 @@ def test_compile_runs_the_same_setting_and_checks_its_value(tmp_path, monkeypatc
         fast_run(tmp_path / "bad", "compile=fastest")
 
 
-@pytest.mark.parametrize("model", ["sasrec", "multvae"])
+@pytest.mark.parametrize("model", ["sasrec", "multvae", "lightgcn"])
 def test_fused_adam_is_the_same_update_up_to_rounding(tmp_path, model):
     """Model files ask for Adam's fused kernel (``model.optimizer.fused``, rounding-only): the loop it
     replaced reaches the same validation numbers up to float rounding, in the same setting group."""
