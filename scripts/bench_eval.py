@@ -27,7 +27,7 @@ from lightning.fabric.utilities.apply_func import move_data_to_device
 from recbench.inputs import RunContext, model_inputs
 from recbench.lit.cf import CFModule
 from recbench.metrics.ranking import target_ranks
-from recbench.utils.environment import hardware
+from recbench.utils.environment import device_name, hardware, synchronize
 from recbench.utils.files import atomic_write_text
 from recbench.utils.instantiate import instantiate
 from recbench.utils.quiet import quiet_console
@@ -95,11 +95,6 @@ def floor_seconds(module, dm, device: torch.device) -> float:
         return time.perf_counter() - started
 
 
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -120,7 +115,7 @@ def main(argv: list[str] | None = None) -> None:
     report: dict[str, object] = {
         "threads": args.threads,
         "hardware": hardware(),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "device": device_name(device),
         "cases": {},
     }
     print(f"{'case':<28} {'floor s':>8} {'given s':>8} {'x floor':>8} {'length s':>9} {'x floor':>8}")

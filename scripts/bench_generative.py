@@ -34,6 +34,7 @@ from recbench.metrics.ranking import build_metrics
 from recbench.models.sid_gpt import SemanticIdGPT
 from recbench.models.tiger import TIGER
 from recbench.tokenizers.semantic import deduplicate
+from recbench.utils.environment import device_name, synchronize
 from recbench.utils.files import atomic_write_text
 
 BEAUTY = {"items": 12101, "users": 22363, "prefixes": 131413}  # amazon_beauty, leave-one-out (counted)
@@ -54,12 +55,6 @@ def module(kind: str, codes: np.ndarray, sizes: list[int], d: int, layers: int, 
     gpt = SemanticIdGPT(len(codes), sizes, max_len=history, hidden_size=d, num_layers=layers, num_heads=4,
                         ffn_size=4 * d)  # fmt: skip
     return SemanticIdGPTModule(net=gpt, **common)  # type: ignore[arg-type]
-
-
-def synchronize(device: torch.device) -> None:
-    """Wait for queued GPU work: without it a GPU timer measures only the launch."""
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def time_steps(m: Any, make_batch: Any, steps: int, device: torch.device) -> float:
@@ -103,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
     report: dict[str, Any] = {
         "settings": vars(args) | {"out": str(args.out)},
         "threads": torch.get_num_threads(),
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "device": device_name(device),
     }
 
     def prefix_batch() -> PrefixBatch:  # TIGER: 256 prefixes of mixed lengths (Beauty's are short)

@@ -43,6 +43,7 @@ import bench_generative  # noqa: E402
 
 from recbench.run import run  # noqa: E402
 from recbench.utils.checkpoint_io import SafeCheckpointIO  # noqa: E402
+from recbench.utils.environment import device_name  # noqa: E402
 from recbench.utils.files import atomic_write_text  # noqa: E402
 from recbench.utils.quiet import quiet_console  # noqa: E402
 
@@ -51,10 +52,10 @@ AGREEMENT_TOLERANCE = 1e-3  # |N@10 on the device - N@10 on the CPU| for the sam
 
 
 def environment(device: torch.device) -> dict[str, Any]:
-    info: dict[str, Any] = {"python": platform.python_version(), "torch": torch.__version__, "device": "cpu"}
+    info: dict[str, Any] = {"python": platform.python_version(), "torch": torch.__version__}
+    info["device"] = device_name(device)
     if device.type == "cuda":
         info |= {
-            "device": torch.cuda.get_device_name(device),
             "capability": ".".join(map(str, torch.cuda.get_device_capability(device))),
             "memory_gb": round(torch.cuda.get_device_properties(device).total_memory / 2**30, 1),
             "bf16": torch.cuda.is_bf16_supported(),

@@ -93,8 +93,8 @@ class MultVAE(nn.Module):
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
         beta = min(self.anneal_cap, float(self.steps) / self.anneal_steps)
         self.steps += 1
-        return {"logits": self.decoder(z), "rows": None, "row_index": batch.row_index,
-                "item_index": batch.item_index, "mu": mu, "logvar": logvar, "beta": beta}  # fmt: skip
+        return {"logits": self.decoder(z), "row_index": batch.row_index, "item_index": batch.item_index,
+                "mu": mu, "logvar": logvar, "beta": beta}  # fmt: skip
 
     def score(self, batch: EvalBatch) -> torch.Tensor:
         rows, items = history_pairs(batch)

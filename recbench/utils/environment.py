@@ -11,8 +11,12 @@ import resource
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psutil
+
+if TYPE_CHECKING:
+    import torch
 
 PACKAGES = ("recbench", "torch", "lightning", "hydra-core", "numpy", "pandas", "pyarrow", "wandb")
 
@@ -97,3 +101,18 @@ def peak_memory_mb() -> float:
         pass
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return peak / 1024 / 1024 if sys.platform == "darwin" else peak / 1024
+
+
+def device_name(device: torch.device) -> str:
+    """The accelerator's name (``cpu`` for the CPU), as benchmark reports record it."""
+    import torch
+
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work: a timer around GPU code otherwise measures only the launch."""
+    import torch
+
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
