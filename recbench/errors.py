@@ -7,6 +7,8 @@ Each class also derives from the builtin it refines, so ``except ValueError`` ke
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class RecbenchError(Exception):
     """Base of every error whose message says what the user should fix."""
@@ -19,6 +21,9 @@ class DataError(RecbenchError, ValueError):
 
 class MissingDataError(RecbenchError, FileNotFoundError):
     """Source files are absent: the message lists them and says how to get them."""
+
+    missing: list[Path] | None = None  # the absent files, where the raiser knows them
+    root: Path | None = None  # the folder they belong in
 
 
 class ConfigError(RecbenchError, ValueError):

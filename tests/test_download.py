@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
 import zipfile
 from collections.abc import Iterator
@@ -14,10 +15,12 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
+from recbench.data.amazon import P5SequenceSource
 from recbench.data.dataset import load_dataset
 from recbench.data.download import DownloadError, RemoteFile, fetch
 from recbench.data.movielens import MovieLens1MSource
-from recbench.errors import RefusedError
+from recbench.errors import DataError, MissingDataError, RefusedError
+from recbench.utils.instantiate import instantiate as instantiate_user
 
 from .conftest import CONF_DIR, FIXTURES
 
@@ -254,15 +257,20 @@ def test_shipped_downloads_use_https_and_pin_or_ask():
     user passes allow_unverified=true."""
     import yaml
 
-    seen = 0
+    seen = fallbacks = 0
     for path in sorted((Path(CONF_DIR) / "data").glob("*.yaml")):
-        for remote in (yaml.safe_load(path.read_text()).get("source") or {}).get("downloads") or []:
-            assert remote["url"].startswith("https://"), f"{path.name}: {remote['url']}"
-            checksum = remote.get("checksum")
-            assert checksum is None or checksum.split(":")[0] in ("sha256", "md5"), path.name
-            assert remote.get("allow_unverified") == "${allow_unverified}", path.name
-            seen += 1
-    assert seen >= 9
+        cfg = yaml.safe_load(path.read_text())
+        for where in ("source", "fallback"):
+            for remote in (cfg.get(where) or {}).get("downloads") or []:
+                assert remote["url"].startswith("https://"), f"{path.name}: {remote['url']}"
+                checksum = remote.get("checksum")
+                assert checksum is None or checksum.split(":")[0] in ("sha256", "md5"), path.name
+                assert remote.get("allow_unverified") == "${allow_unverified}", path.name
+                # a fallback stands in for pinned files without being asked: it must pin its own
+                assert where == "source" or checksum, f"{path.name}: an unpinned fallback"
+                seen += 1
+                fallbacks += where == "fallback"
+    assert seen >= 13 and fallbacks >= 4
 
 
 def test_allow_unverified_changes_no_hash(tmp_path):
@@ -308,3 +316,85 @@ def test_a_large_download_reports_its_progress(server, tmp_path, caplog):
     lines = [r.getMessage() for r in caplog.records if "download big.bin" in r.getMessage()]
     assert lines and "11 MBs to go" in lines[0]  # the announced size, up front
     assert any("11/11" in line for line in lines)  # and the end
+
+
+# ---- a dataset whose local copy is absent is fetched through its fallback --------------------------------
+P5_FIXTURE = FIXTURES / "amazon_2014/p5/user_sequence.txt"
+
+
+def compose_toys(tmp_path: Path, *extra: str):
+    """data=amazon_toys under an empty data root, its fallback pointed at ``extra``'s URL and pin."""
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        return compose(
+            "config",
+            overrides=[
+                "data=amazon_toys",
+                f"paths.data_dir={tmp_path}/data",
+                f"paths.cache_dir={tmp_path}/cache",
+                f"paths.output_dir={tmp_path}",
+                "~data.expected_stats",
+                *extra,
+            ],
+        )
+
+
+def test_a_dataset_without_its_files_is_fetched_from_its_published_copy(server, tmp_path, caplog):
+    from recbench.embeddings.text import render_texts
+
+    url, b = server
+    body = P5_FIXTURE.read_bytes()
+    b.files["user_sequence.txt"] = body
+    fixture = P5SequenceSource(str(P5_FIXTURE.parent.parent), "p5/user_sequence.txt").read("amazon_toys")
+    cfg = compose_toys(
+        tmp_path,
+        f"data.fallback.downloads.0.url={url}/user_sequence.txt",
+        f"data.fallback.downloads.0.checksum=sha256:{hashlib.sha256(body).hexdigest()}",
+        f"data.fingerprint={fixture.fingerprint()}",
+    )
+    with caplog.at_level(logging.INFO):
+        ds = instantiate_user(cfg.data)
+    assert ds.fingerprint() == fixture.fingerprint() and ds.num_users == 6
+    assert ds.meta["source"] == "P5SequenceSource: raw/user_sequence.txt"
+    assert (tmp_path / "data/amazon_toys/raw/user_sequence.txt").read_bytes() == body
+    said = caplog.text
+    assert f"no local copy under {tmp_path}/data/amazon_toys" in said
+    assert f"downloaded {url}/user_sequence.txt ({len(body)} bytes, sha256 verified) to {tmp_path}" in said
+    # the published copy has no item text: text models say why, and what would give it
+    with pytest.raises(KeyError, match=r"read from the downloaded copy .*items_title_categories\.jsonl\.gz"):
+        render_texts(ds.item_text, "{title}")
+    # the second load reads the downloaded copy through the cache: nothing is fetched again
+    assert instantiate_user(cfg.data).fingerprint() == ds.fingerprint() and len(b.requests) == 1
+
+
+def test_without_internet_the_error_names_the_files_and_the_one_command(tmp_path):
+    cfg = compose_toys(tmp_path, "data.fallback.downloads.0.url=http://127.0.0.1:9/user_sequence.txt")
+    with pytest.raises(MissingDataError) as e:
+        instantiate_user(cfg.data)
+    said = str(e.value)
+    assert f"  - {tmp_path}/data/amazon_toys/raw/user_sequence_asin.txt.gz" in said
+    assert "could not be downloaded instead: http://127.0.0.1:9/user_sequence.txt" in said
+    assert "python -m recbench.data fetch data=amazon_toys" in said
+    assert leftovers(tmp_path) == []
+
+
+def test_the_pinned_fingerprint_refuses_other_sequences(server, tmp_path):
+    url, b = server
+    b.files["user_sequence.txt"] = body = P5_FIXTURE.read_bytes()
+    cfg = compose_toys(
+        tmp_path,
+        f"data.fallback.downloads.0.url={url}/user_sequence.txt",
+        f"data.fallback.downloads.0.checksum=sha256:{hashlib.sha256(body).hexdigest()}",
+    )  # the fingerprint stays Toys' own
+    with pytest.raises(DataError, match=r"fingerprint [0-9a-f]{64}, the dataset config pins 35c91f27"):
+        instantiate_user(cfg.data)
+
+
+def test_fallbacks_are_not_hashed():
+    """Rows made before the fallbacks existed keep their setting hash (their dataset is pinned anyway)."""
+    from recbench.results.builder import config_hashes
+
+    def hashes(*extra: str) -> tuple[str, str]:
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            return config_hashes(compose("config", overrides=["data=amazon_beauty", *extra]))
+
+    assert hashes() == hashes("~data.fallback", "~data.fingerprint")

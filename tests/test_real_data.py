@@ -120,3 +120,48 @@ def test_beauty_training_matrix_holds_no_evaluation_target(real_data_dir, tmp_pa
         in_matrix = np.asarray(m[cases.users, targets]).ravel() > 0
         expected = np.array([t in seen[u] for u, t in zip(cases.users, targets, strict=True)])
         assert np.array_equal(in_matrix, expected)  # only repeats of an earlier training item
+
+
+@pytest.mark.parametrize("name", ["amazon_beauty", "amazon_toys", "amazon_sports"])
+def test_the_published_copy_a_fallback_fetches_is_our_copy(name, real_data_dir, tmp_path):
+    """The GRAM file each Amazon config falls back to (its sha256 pinned) is the local copy uncompressed,
+    and read through the fallback it gives the pinned fingerprint; served from 127.0.0.1."""
+    import gzip
+    import hashlib
+    import threading
+    from functools import partial
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    local = real_data_dir / name / "raw/user_sequence_asin.txt.gz"
+    if not local.is_file():
+        pytest.skip(f"{local} absent")
+    served = tmp_path / "served"
+    served.mkdir()
+    body = gzip.decompress(local.read_bytes())
+    (served / "user_sequence.txt").write_bytes(body)
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=[f"data={name}", f"paths.data_dir={tmp_path}/empty"])
+    remote = cfg.data.fallback.downloads[0]
+    assert remote.checksum == f"sha256:{hashlib.sha256(body).hexdigest()}"
+    handler = partial(SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *a: None  # type: ignore[attr-defined]
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            cfg = compose(
+                "config",
+                overrides=[
+                    f"data={name}",
+                    f"paths.data_dir={tmp_path}/empty",
+                    f"paths.cache_dir={tmp_path}/cache",
+                    f"paths.output_dir={tmp_path}",
+                    f"data.fallback.downloads.0.url=http://127.0.0.1:{httpd.server_address[1]}/user_sequence.txt",
+                ],
+            )
+        ds = instantiate(cfg.data)  # checks the pinned sha256, statistics and fingerprint
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert ds.fingerprint() == cfg.data.fingerprint
+    assert ds.meta["source"] == "P5SequenceSource: raw/user_sequence.txt"

@@ -4,6 +4,7 @@
     python -m recbench.data stats data=ml_1m --json     # the same as JSON
     python -m recbench.data stats data=amazon_toys paths.data_dir=/elsewhere
     python -m recbench.data stats data=esci_us_150      # search datasets: queries, products, labels
+    python -m recbench.data fetch data=amazon_beauty    # download what is absent (checksum-verified), build
 
 Takes the same Hydra overrides as ``recbench.run``; loads the dataset through its cache (so the first
 call preprocesses and checks the published statistics, later calls are instant).
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -114,10 +116,16 @@ def _format_search_card(c: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m recbench.data", description=__doc__.split("\n")[0])
-    parser.add_argument("command", choices=["stats"])
+    parser.add_argument(
+        "command",
+        choices=["stats", "fetch"],
+        help="stats: print the dataset card; fetch: the same, after downloading any absent source files",
+    )
     parser.add_argument("--json", action="store_true", help="print the card as JSON")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides, e.g. data=ml_1m")
     args = parser.parse_intermixed_args(argv)
+    # what is downloaded or preprocessed, where, with progress; on stderr, so --json stays clean
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("config", overrides=[*args.overrides, "paths.output_dir=."])
     with user_errors():

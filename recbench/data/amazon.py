@@ -31,15 +31,18 @@ from recbench.errors import DataError, MissingDataError
 
 def missing_files_error(name: str, root: Path, missing: list[Path], howto: str) -> MissingDataError:
     listing = "\n".join(f"  - {p}" for p in missing)
-    return MissingDataError(
+    error = MissingDataError(
         f"dataset {name!r}: expected files are missing:\n{listing}\n"
         f"Put them under {root} (set RECBENCH_DATA_DIR to the folder that holds {root.name}/, "
         f"or override data.source.root). {howto}"
     )
+    error.missing, error.root = list(missing), root
+    return error
 
 
 class P5SequenceSource:
-    """Reader for ``user_sequence.txt`` (+ optional item text jsonl) under ``root``."""
+    """Reader for ``user_sequence.txt`` (+ optional item text jsonl) under ``root``; ``downloads`` fetch
+    the files (checksum-pinned) when absent."""
 
     HOWTO = (
         "These are the P5/OpenP5 preprocessed files of the Amazon 2014 5-core data "
@@ -54,21 +57,20 @@ class P5SequenceSource:
         root: str,
         sequence_file: str,
         item_text_file: str | None = None,
+        downloads: list[RemoteFile] | None = None,
     ) -> None:
         self.root = Path(root).expanduser()
         self.sequence_file = self.root / sequence_file
         self.item_text_file = self.root / item_text_file if item_text_file else None
+        self.downloads = list(downloads or [])
 
     def files(self) -> dict[str, Path]:
         files = {"sequences": self.sequence_file}
         if self.item_text_file is not None:
             files["item_text"] = self.item_text_file
-        missing = [p for p in files.values() if not p.is_file()]
-        if missing:
-            raise missing_files_error(
-                self.root.name, self.root, missing, self.HOWTO.format(name=self.root.name)
-            )
-        return files
+        return ensure_files(
+            self.root.name, self.root, files, self.downloads, self.HOWTO.format(name=self.root.name)
+        )
 
     def read(self, name: str) -> SequenceDataset:
         sequences = list(read_user_sequences(self.sequence_file))

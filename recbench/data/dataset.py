@@ -36,7 +36,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from filelock import FileLock
 
-from recbench.errors import ConfigError, DataError
+from recbench.errors import ConfigError, DataError, MissingDataError, RecbenchError
 
 log = logging.getLogger(__name__)
 
@@ -300,6 +300,8 @@ def load_dataset(
     cache_dir: str | os.PathLike[str] | None = None,
     expected_stats: dict[str, int] | None = None,
     sha256: Mapping[str, str | None] | None = None,
+    fallback: Source | None = None,
+    fingerprint: str | None = None,
 ) -> SequenceDataset:
     """Read a dataset through its cache, then check it against its published statistics.
 
@@ -307,8 +309,13 @@ def load_dataset(
     source file or the preprocessing code can never serve a stale copy. ``sha256`` pins source files
     (see :func:`check_sha256`); a mismatch is an error naming the file. A source that fails to parse
     leaves nothing in the cache.
+
+    ``fallback`` is read when ``source``'s files are absent: the same data in a form that can be
+    downloaded (checksum-pinned in its own config), e.g. the published copy of a preprocessed file.
+    ``fingerprint`` pins the canonical content (:meth:`SequenceDataset.fingerprint`), so a fallback, or any
+    other copy, is proven to hold exactly the sequences the pinned rows were computed on.
     """
-    files = source.files()
+    files, source, sha256, absent = _files_or_fallback(name, source, fallback, sha256)
     digests = {key: sha256_file(path) for key, path in sorted(files.items())}
     check_sha256(files, digests, sha256)
     key = hashlib.sha256(json.dumps([PREPROCESSING_VERSION, digests], sort_keys=True).encode()).hexdigest()[
@@ -329,9 +336,66 @@ def load_dataset(
                 ds = _preprocess(name, source, files, digests)
                 save_dataset(ds, folder)
     ds.meta["cache_key"] = key
+    ds.meta["source"] = describe_source(source, files)
+    if absent and not len(ds.item_text.columns):
+        ds.item_text.attrs["no_text"] = (
+            f"it was read from the downloaded copy ({ds.meta['source']}), which has none, because "
+            f"{', '.join(map(str, absent))} were absent: put those files in place for item text"
+        )
     if expected_stats:
         check_stats(ds, expected_stats)
+    if fingerprint and ds.fingerprint() != fingerprint:
+        raise DataError(
+            f"dataset {name!r} ({ds.meta['source']}): its canonical content has fingerprint "
+            f"{ds.fingerprint()}, the dataset config pins {fingerprint}: not the sequences the published "
+            "rows were computed on. Override data.fingerprint=null if you mean to use other data."
+        )
     return ds
+
+
+def _files_or_fallback(
+    name: str, source: Source, fallback: Source | None, sha256: Mapping[str, str | None] | None
+) -> tuple[dict[str, Path], Source, Mapping[str, str | None] | None, list[Path]]:
+    """``source``'s files, or else ``fallback``'s (downloaded if need be; ``sha256`` pins ``source``'s
+    files only, the fallback's downloads carry their own), with the absent files of ``source``."""
+    try:
+        return source.files(), source, sha256, []
+    except MissingDataError as missing:
+        if fallback is None:
+            raise
+        log.warning(
+            "%s: no local copy under %s; reading the same data from %s instead",
+            name,
+            getattr(source, "root", "its root"),
+            describe_source(fallback, None),
+        )
+        try:
+            return fallback.files(), fallback, None, list(missing.missing or [])
+        except RecbenchError as e:
+            if missing.missing is None or missing.root is None:
+                raise MissingDataError(
+                    f"{missing}\nThe same data could not be downloaded instead: {e}"
+                ) from e
+            listing = "\n".join(f"  - {p}" for p in missing.missing)
+            raise MissingDataError(
+                f"dataset {name!r}: expected files are missing:\n{listing}\nand the same data could not be "
+                f"downloaded instead: {e}\nWith internet, one command downloads it (checksum-verified) "
+                f"into {missing.root}: python -m recbench.data fetch data={name}\nOr put the files above "
+                f"there (set RECBENCH_DATA_DIR to the folder that holds {missing.root.name}/)."
+            ) from e
+
+
+def describe_source(source: Source, files: Mapping[str, Path] | None) -> str:
+    """``Class: file, file`` (paths relative to the source's root) or, before its files are known, the
+    URLs it downloads from: which form of a dataset a row was computed from."""
+    root = getattr(source, "root", None)
+    if files:
+        shown = [
+            str(p.relative_to(root)) if root and p.is_relative_to(root) else str(p) for p in files.values()
+        ]
+    else:
+        shown = [r.url for r in getattr(source, "downloads", None) or []]
+    return f"{type(source).__name__}: {', '.join(shown)}" if shown else type(source).__name__
 
 
 def remove_stale_temp_folders(folder: Path) -> None:

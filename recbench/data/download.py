@@ -120,6 +120,13 @@ def fetch(remote: RemoteFile, root: Path, retries: int = 3, timeout: float = 60.
                     file_digest(part, "sha256"),
                 )
             os.replace(part, dest)
+            log.info(
+                "downloaded %s (%s bytes, %s verified) to %s",
+                remote.url,
+                f"{dest.stat().st_size:,}",
+                algo if expected else "not",
+                dest,
+            )
         except (KeyboardInterrupt, SystemExit):
             raise  # keep the .part: the next call resumes it
         except BaseException:

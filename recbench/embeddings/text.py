@@ -40,6 +40,8 @@ def render_texts(item_text: pd.DataFrame, template: str) -> list[str]:
     missing = sorted(set(fields) - set(item_text.columns))
     if missing:
         dataset = item_text.attrs.get("dataset", "this dataset")
+        if not len(item_text.columns) and "no_text" in item_text.attrs:
+            raise KeyError(f"dataset {dataset!r} has no item text: {item_text.attrs['no_text']}")
         if not len(item_text.columns):
             raise KeyError(
                 f"dataset {dataset!r} has no item text at all (its source files carry none, e.g. "

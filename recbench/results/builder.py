@@ -38,6 +38,10 @@ NOT_HASHED = (
     # the text-encoder choice (conf/encoder/, 2026-12-02, session 10): what it changes is hashed where it
     # lands, as the encoder name of each text component (model.net.encoder, tokenizer.encoder, ...)
     "encoder",
+    # where a dataset is fetched from when its files are absent, and the content it must then hold (the
+    # rows already record the data's fingerprint), 2026-12-03 (session 12)
+    "data.fallback",
+    "data.fingerprint",
 )
 # Key names left out wherever they occur: whether downloads without a pinned checksum were accepted (the
 # top-level switch and its copy in each download of a source; the data's own sha256 is in the row).
@@ -268,6 +272,7 @@ def build_row(
                 "preprocessing_version": str(dataset.meta.get("preprocessing_version", "?")),
                 "cache_key": dataset.meta.get("cache_key"),
                 "source_sha256": dataset.meta.get("source_sha256", {}),
+                "source": dataset.meta.get("source"),
                 "users": dataset.num_users,
                 "items": dataset.num_items,
                 "interactions": dataset.num_interactions,

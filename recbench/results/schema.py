@@ -57,6 +57,8 @@ class DatasetInfo(Strict):
     preprocessing_version: str
     cache_key: str | None = None
     source_sha256: dict[str, str] = Field(default_factory=dict)
+    # the form read, ``Class: file, ...`` (a local copy or a downloaded one; None in rows written before)
+    source: str | None = None
     users: int
     items: int
     interactions: int

@@ -141,9 +141,11 @@ class SemanticIdTokenizer:
     def fit(self, dataset: SequenceDataset, split: Split | None = None) -> SemanticIdTokenizer:
         """Embed the dataset's item text (cached), then :meth:`fit_embeddings`."""
         if dataset.item_text.empty:
+            why = dataset.item_text.attrs.get("no_text")
             raise ValueError(
-                f"tokenizer={self.name}: dataset {dataset.name!r} has no item text; semantic IDs need it "
-                "(use tokenizer=atomic or tokenizer=random)"
+                f"tokenizer={self.name}: dataset {dataset.name!r} has no item text"
+                + (f" ({why})" if why else "")
+                + "; semantic IDs need it (or use tokenizer=atomic or tokenizer=random)"
             )
         template = self.text_template or default_template(list(dataset.item_text.columns))
         texts = render_texts(dataset.item_text.loc[np.arange(dataset.num_items)], template)
