@@ -243,3 +243,24 @@ def test_sasrec_last_position_alone_equals_the_full_forward(norm):
     last = net(tokens, last_only=True)
     assert last.shape == (5, 1, full.shape[-1])
     assert torch.allclose(last[:, -1], full, atol=1e-5)
+
+
+def test_bert4rec_mask_position_alone_equals_the_full_forward():
+    """BERT4Rec's evaluation reads the appended mask's state with the final block and head at that
+    position only: the same vector as the full forward (bidirectional: every position still feeds it)."""
+    from recbench.models.bert4rec import BERT4Rec
+
+    torch.manual_seed(0)
+    net = BERT4Rec(num_items=30, max_len=12, num_layers=3).eval()
+    tokens = torch.randint(1, 31, (5, 13))
+    tokens[:, -1] = net.mask_token
+    tokens[0, :9] = 0  # left padding
+    tokens[1, :11] = 0  # one item before the mask
+    full = net(tokens)[:, -1]
+    last = net(tokens, last_only=True)
+    assert last.shape == (5, 1, full.shape[-1])
+    assert torch.allclose(last[:, -1], full, atol=1e-5)
+    tokens[2, 3] = (
+        tokens[2, 3] % 30 + 1
+    )  # another earlier item changes the mask's state: attention still runs over every position
+    assert not torch.allclose(net(tokens, last_only=True)[2, -1], full[2])

@@ -11,7 +11,7 @@ The validation item is never part of a training sequence.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import torch
 
@@ -51,4 +51,7 @@ class ClozeModule(NextItemModule):
     def user_vectors(self, batch: EvalBatch) -> torch.Tensor:
         """(B, D + 1): the output at a mask token appended after each history."""
         mask = torch.full_like(batch.inputs[:, :1], self.net.mask_token)  # type: ignore[attr-defined]
-        return self.net(torch.cat([batch.inputs, mask], dim=1))[:, -1]
+        tokens = torch.cat([batch.inputs, mask], dim=1)
+        if getattr(self.net, "reads_last_only", False):  # the mask's state computed there alone
+            return cast(Any, self.net)(tokens, last_only=True)[:, -1]
+        return self.net(tokens)[:, -1]

@@ -56,8 +56,12 @@ class BERT4Rec(nn.Module):
         self.item_bias = nn.Parameter(torch.zeros(num_items))
         self.apply(lambda m: SASRec._init(m, init_std))  # SASRec's: normal weights, zero biases and padding
 
-    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """tokens (B, L) left-padded (items, mask tokens) -> (B, L, D + 1) output states."""
+    reads_last_only = True  # forward(tokens, last_only=True): the last position alone, for evaluation
+
+    def forward(self, tokens: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """tokens (B, L) left-padded (items, mask tokens) -> (B, L, D + 1) output states; ``last_only``: the
+        last position's alone, (B, 1, D + 1) (evaluation reads the mask appended there): the final block
+        attends from that position only and the head runs on it alone, the same state up to rounding."""
         length = tokens.shape[1]
         if length > self.max_len + 1:
             raise ValueError(f"sequence length {length} exceeds max_len + 1 = {self.max_len + 1}")
@@ -67,8 +71,8 @@ class BERT4Rec(nn.Module):
         # Every real token sees every real token; padding sees only itself (its rows are never read).
         eye = torch.eye(length, dtype=torch.bool, device=tokens.device)
         allowed = (valid[:, None, :] | eye)[:, None]  # (B, 1, L, L)
-        for block in self.blocks:
-            x = block(x, allowed)
+        for i, block in enumerate(self.blocks):
+            x = block(x, allowed, last_only and i == len(self.blocks) - 1)
         h = self.head(x)
         return torch.cat([h, torch.ones_like(h[..., :1])], dim=-1)
 
