@@ -338,6 +338,8 @@ NOISE = (
     "swigfaiss",  # faiss's loader
     "┏",  # Lightning's test table (18-digit floats): the summary shows the metrics
     "INFO: ",  # a Lightning line printed a second time by its own handler
+    "FLOPs",  # Lightning's summary column, 0 without an example input: ModelSize says what matters
+    "ModelSummary",  # Lightning's note that ModelSize replaces its summary
 )
 
 
@@ -353,6 +355,7 @@ def test_a_tiny_run_prints_none_of_the_known_noise(tmp_path):
     out = text.stdout + text.stderr
     assert text.returncode == 0 and [n for n in NOISE if n in out] == []
     assert out.count("GPU available") == 1
+    assert "model: net SASRec " in out and " parameters (" in out  # the summary, one line
 
 
 def test_progress_lines_give_the_count_the_total_and_the_time_left(caplog):

@@ -35,6 +35,7 @@ NOT_HASHED = (
     "torch_threads",
     "callbacks.last_checkpoint",  # 2026-11-23 (session 5)
     "callbacks.training_estimate",  # a log line and a warning, 2026-12-02 (session 8)
+    "callbacks.model_summary",  # a log line, 2026-12-03 (session 12)
     # the text-encoder choice (conf/encoder/, 2026-12-02, session 10): what it changes is hashed where it
     # lands, as the encoder name of each text component (model.net.encoder, tokenizer.encoder, ...)
     "encoder",

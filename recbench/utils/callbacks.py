@@ -11,7 +11,7 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, ModelSummary
 
 from recbench.utils.progress import duration
 
@@ -286,6 +286,36 @@ class EpochCheckpoint(ModelCheckpoint):
     @property
     def state_key(self) -> str:  # ModelCheckpoint's: checkpoints written before this class still resume
         return super().state_key.replace(type(self).__qualname__, "ModelCheckpoint", 1)
+
+
+class ModelSize(ModelSummary):
+    """Lightning's model summary as one log line: each top-level module's type and parameters, and the
+    totals. Lightning's table has a FLOPs column that reads 0 here (it counts only with an example input,
+    which no recipe gives) and a second, borderless table of totals."""
+
+    @staticmethod
+    def summarize(
+        summary_data: list[tuple[str, list[str]]],
+        total_parameters: int,
+        trainable_parameters: int,
+        model_size: float,
+        total_training_modes: dict[str, int],
+        total_flops: int,
+        **summarize_kwargs: Any,
+    ) -> None:
+        from lightning.pytorch.utilities.model_summary.model_summary import get_human_readable_count
+
+        cols = dict(summary_data)
+        parts = [
+            f"{n} {t} {p.strip()}" for n, t, p in zip(cols["Name"], cols["Type"], cols["Params"], strict=True)
+        ]
+        log.info(
+            "model: %s; %s parameters (%s trainable), %.1f MB",
+            ", ".join(parts),
+            get_human_readable_count(total_parameters).strip(),
+            get_human_readable_count(trainable_parameters).strip(),
+            model_size,
+        )
 
 
 def progress_bar() -> L.Callback:

@@ -13,7 +13,8 @@ WARNINGS = (
     (r".*smaller than the logging interval Trainer\(log_every_n_steps", "short epochs log at their end"),
     (r".*does not have many workers which may be a bottleneck", "num_workers 0 is the measured best here"),
 )
-TIPS = ("litlogger", "LitLogger", "litmodels")  # Lightning's advertisements for its cloud services
+# Lightning's advertisements for its cloud services, and its note that our ModelSize replaces its summary
+TIPS = ("litlogger", "LitLogger", "litmodels", "Skipping setting a default `ModelSummary`")
 
 
 class _DropTips(logging.Filter):
