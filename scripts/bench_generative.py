@@ -3,12 +3,14 @@ Beauty-shaped synthetic data: TIGER (encoder-decoder, one sample per prefix) and
 dense next-token supervision: one window covers every prefix of it).
 
     python scripts/bench_generative.py                 # d 128, 4 layers, history 20, Beauty's counts
-    python scripts/bench_generative.py --steps 5 --users 2000 --threads 1   # a quick look
+    python scripts/bench_generative.py --steps 5 --decode-users 64 --threads 1   # a quick look
     python scripts/bench_generative.py --device cuda   # on a GPU (scripts/gpu_check.sh runs this)
 
 Reports, per model: seconds per optimizer step (median of ``--steps`` after one warm-up), the steps one
 epoch over Beauty's training data takes (TIGER: 131,413 prefixes / batch 256; sid_gpt: 22,363 windows /
-batch 128, recbench's defaults), the projected seconds per epoch, and decode users/s (beam 20, top 20).
+batch 128, recbench's defaults), the projected seconds per epoch, decode users/s (beam 20, top 20), and
+the step's GFLOP/s (torch's FLOP counter) as a share of the float32 matmul peak measured in the same run
+(a 2048 x 2048 product).
 Synthetic item codes (3 x 256 + de-duplication) and histories; no data needed. Results go to stdout and,
 as JSON, to ``--out``.
 """
@@ -76,6 +78,33 @@ def time_steps(m: Any, make_batch: Any, steps: int, device: torch.device) -> flo
     return statistics.median(times)
 
 
+def step_flops(m: Any, batch: Any) -> int:
+    """Floating-point operations of one training step's forward and backward (torch's FLOP counter:
+    matrix products and attention, which is where the time should go)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    m.train()
+    with counter:
+        m.training_step(batch, 1).backward()
+    m.zero_grad(set_to_none=True)
+    return int(counter.get_total_flops())
+
+
+def matmul_peak(device: torch.device, n: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of a float32 n x n matrix product at the current thread count (best of ``repeats``)."""
+    a, b = (torch.randn(n, n, device=device) for _ in range(2))
+    a @ b  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        synchronize(device)
+        t = time.perf_counter()
+        a @ b
+        synchronize(device)
+        best = min(best, time.perf_counter() - t)
+    return 2 * n**3 / best / 1e9
+
+
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--steps", type=int, default=20)
@@ -123,9 +152,12 @@ def main(argv: list[str] | None = None) -> None:
         "tiger": (prefix_batch, BEAUTY["prefixes"] / 256),
         "sid_gpt": (window_batch, BEAUTY["users"] / 128),
     }
+    report["matmul_peak_gflop_per_second"] = peak = matmul_peak(device)
+    print(f"float32 matmul peak: {peak:.1f} GFLOP/s at {torch.get_num_threads()} threads", flush=True)
     for kind, (make, steps_per_epoch) in plan.items():
         m = module(kind, codes, sizes, args.d, args.layers, args.history).to(device)
         step = time_steps(m, make, args.steps, device)
+        flops = step_flops(m, make())
         m.eval()
         users = torch.arange(args.decode_users, device=device)
         inputs = torch.from_numpy(rng.integers(1, n + 1, size=(args.decode_users, args.history))).to(device)
@@ -137,11 +169,14 @@ def main(argv: list[str] | None = None) -> None:
         decode = args.decode_users / (time.perf_counter() - t)
         report[kind] = {"seconds_per_step": step, "steps_per_epoch": steps_per_epoch,
                         "seconds_per_epoch": step * steps_per_epoch, "decode_users_per_second": decode,
-                        "params": sum(x.numel() for x in m.net.parameters())}  # fmt: skip
+                        "params": sum(x.numel() for x in m.net.parameters()),
+                        "gflop_per_step": flops / 1e9, "gflop_per_second": flops / step / 1e9,
+                        "share_of_matmul_peak": flops / step / 1e9 / peak}  # fmt: skip
         r = report[kind]
         epoch, params = r["seconds_per_epoch"], r["params"]
         print(f"{kind}: {step:.3f} s/step, {steps_per_epoch:.0f} steps/epoch -> {epoch:.0f} s per Beauty "
-              f"epoch; decode {decode:.0f} users/s; {params:,} parameters", flush=True)  # fmt: skip
+              f"epoch; decode {decode:.0f} users/s; {params:,} parameters; {r['gflop_per_second']:.1f} "
+              f"GFLOP/s = {r['share_of_matmul_peak']:.0%} of the matmul peak", flush=True)  # fmt: skip
     ratio = report["sid_gpt"]["seconds_per_epoch"] / report["tiger"]["seconds_per_epoch"]
     report["epoch_ratio_sid_gpt_over_tiger"] = ratio
     print(f"sid_gpt epoch / TIGER epoch: {ratio:.2f}")

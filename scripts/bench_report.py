@@ -164,6 +164,20 @@ def generative(report: dict[str, Any] | None) -> Iterator[Figure]:
             "",
             None,
         )
+    peak = report.get("matmul_peak_gflop_per_second")
+    for kind in ("tiger", "sid_gpt"):
+        share = report[kind].get("share_of_matmul_peak")
+        if share is None or peak is None:
+            continue  # a report written before the FLOP count
+        yield Figure(
+            "Generative (Beauty-shaped)",
+            f"{kind}: training step, share of the float32 matmul peak ({peak:.0f} GFLOP/s, "
+            f"{report.get('threads', '?')} thread{'' if report.get('threads') == 1 else 's'})",
+            f"{report[kind]['gflop_per_second']:.1f} GFLOP/s ({share:.0%})",
+            "–",
+            "≥ 60%" if kind == "tiger" else "",
+            share >= 0.6 if kind == "tiger" else None,
+        )
     ratio = report["epoch_ratio_sid_gpt_over_tiger"]
     yield Figure(
         "Generative (Beauty-shaped)",

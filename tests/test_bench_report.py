@@ -41,7 +41,13 @@ def reports(tmp_path: Path) -> Path:
         "eval.json",
         {"cases": {"sasrec/amazon_beauty": {"floor": 0.56, "length": 0.66, "length_x_floor": 1.18}}},
     )
-    # generative.json and the rest are absent
+    gen = {"seconds_per_step": 2.0, "steps_per_epoch": 10, "seconds_per_epoch": 20.0,
+           "decode_users_per_second": 50.0, "gflop_per_second": 40.0,
+           "share_of_matmul_peak": 0.4}  # fmt: skip
+    write("generative.json", {"threads": 2, "matmul_peak_gflop_per_second": 100.0, "tiger": gen,
+                              "sid_gpt": {**gen, "seconds_per_epoch": 5.0},
+                              "epoch_ratio_sid_gpt_over_tiger": 0.25})  # fmt: skip
+    # sasrec_beauty_prefix.json and startup.json are absent
     return folder
 
 
@@ -55,11 +61,10 @@ def test_one_table_with_goals_and_what_was_not_measured(reports, tmp_path):
     assert by_what["ease: fit"].met is False and by_what["ease: peak memory"].met is True
     assert by_what["bprmf: one epoch"].goal == "" and by_what["bprmf: one epoch"].met is None
     assert by_what["sasrec/amazon_beauty: validation pass (floor 0.56 s)"].ours == "0.66 s (1.18x floor)"
-    assert [a.split(" ")[0] for a in absent] == [
-        "sasrec_beauty_prefix.json",
-        "generative.json",
-        "startup.json",
-    ]
+    tiger = by_what["tiger: training step, share of the float32 matmul peak (100 GFLOP/s, 2 threads)"]
+    assert tiger.ours == "40.0 GFLOP/s (40%)" and tiger.met is False
+    assert by_what["sid_gpt epoch ÷ TIGER epoch"].met is True
+    assert [a.split(" ")[0] for a in absent] == ["sasrec_beauty_prefix.json", "startup.json"]
     table = br.markdown(figures, absent, where)
     assert "Test CPU (2 cores), 2 threads, commit abcdef0" in table
     assert (
