@@ -104,6 +104,36 @@ def test_ce_matches_the_definition():
     assert torch.allclose(FullSoftmaxCE()(q, t, e), manual)
 
 
+@pytest.mark.parametrize("spread", [1.0, 300.0])  # 300: logits far beyond exp's float32 range
+def test_fused_ce_equals_pytorchs_loss_and_gradients(spread):
+    """The fused loss (one exponential pass) gives F.cross_entropy's value and gradients up to rounding,
+    and its backward is exact in float64 (gradcheck)."""
+    torch.manual_seed(0)
+    q, e = torch.randn(7, 8) * spread**0.5, torch.randn(50, 8) * spread**0.5
+    t = torch.tensor([0, 3, 3, 49, 10, 7, 1])
+    grads = []
+    for fused in (False, True):
+        qq, ee = q.clone().requires_grad_(), e.clone().requires_grad_()
+        value = FullSoftmaxCE(fused=fused)(qq, t, ee)
+        value.backward()
+        grads.append((value.detach(), qq.grad, ee.grad))
+    for plain, fused_ in zip(*grads, strict=True):
+        assert torch.allclose(plain, fused_, rtol=1e-5, atol=1e-6 * spread)
+    from recbench.losses.ce import _SoftmaxCrossEntropy
+
+    logits = torch.randn(5, 6, dtype=torch.float64, requires_grad=True)
+    targets = torch.tensor([0, 5, 2, 2, 1])
+    (ours,) = torch.autograd.grad(_SoftmaxCrossEntropy.apply(logits, targets) * 3.0, logits)
+    (theirs,) = torch.autograd.grad(torch.nn.functional.cross_entropy(logits, targets) * 3.0, logits)
+    assert torch.allclose(ours, theirs, rtol=0, atol=1e-15)  # float64: exact but for the last bits
+    value = _SoftmaxCrossEntropy.apply(logits, targets)
+    value.backward(retain_graph=True)
+    with pytest.raises(RuntimeError, match="one backward per forward"):
+        value.backward()  # its buffer became the gradient
+    with torch.no_grad():  # evaluation: PyTorch's own
+        assert torch.allclose(FullSoftmaxCE(fused=True)(q, t, e), FullSoftmaxCE()(q, t, e))
+
+
 def test_bce_negatives_never_equal_the_positive():
     torch.manual_seed(0)
     e = torch.zeros(3, 2)

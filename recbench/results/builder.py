@@ -71,6 +71,7 @@ ROUNDING_ONLY: dict[str, object] = {
     "datamodule.eval_order": "given",  # the order evaluation cases are batched in, 2026-12-02 (session 9)
     "compile": None,  # torch.compile of each network's forward, 2026-12-02 (session 11)
     "model.optimizer.fused": None,  # Adam/AdamW in one fused kernel, 2026-12-02 (session 11)
+    "loss.fused": None,  # full-softmax CE in one exponential pass, 2026-12-03 (session 12)
 }
 
 # Keys that change no number but were hashed while rows were published, each with the value those rows
