@@ -363,7 +363,7 @@ def _files_or_fallback(
     except MissingDataError as missing:
         if fallback is None:
             raise
-        log.warning(
+        log.info(  # info: after the first download this is every run's normal path
             "%s: no local copy under %s; reading the same data from %s instead",
             name,
             getattr(source, "root", "its root"),
