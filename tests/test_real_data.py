@@ -14,20 +14,16 @@ from .conftest import CONF_DIR
 pytestmark = pytest.mark.data
 
 
+def data_config(name: str, data_dir, tmp_path, *extra: str):
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        overrides = [f"data={name}", f"paths.data_dir={data_dir}", f"paths.cache_dir={tmp_path}"]
+        return compose("config", overrides=[*overrides, f"paths.output_dir={tmp_path}", *extra]).data
+
+
 def load(name: str, data_dir, tmp_path, folder: str | None = None):
     if not (data_dir / (folder or name)).is_dir():
         pytest.skip(f"{data_dir / (folder or name)} absent")
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose(
-            "config",
-            overrides=[
-                f"data={name}",
-                f"paths.data_dir={data_dir}",
-                f"paths.cache_dir={tmp_path}",
-                f"paths.output_dir={tmp_path}",
-            ],
-        )
-    return instantiate(cfg.data)
+    return instantiate(data_config(name, data_dir, tmp_path))
 
 
 def test_amazon_beauty_published_statistics(real_data_dir, tmp_path):
@@ -139,29 +135,20 @@ def test_the_published_copy_a_fallback_fetches_is_our_copy(name, real_data_dir, 
     served.mkdir()
     body = gzip.decompress(local.read_bytes())
     (served / "user_sequence.txt").write_bytes(body)
-    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-        cfg = compose("config", overrides=[f"data={name}", f"paths.data_dir={tmp_path}/empty"])
-    remote = cfg.data.fallback.downloads[0]
+    remote = data_config(name, tmp_path / "empty", tmp_path / "cache").fallback.downloads[0]
     assert remote.checksum == f"sha256:{hashlib.sha256(body).hexdigest()}"
     handler = partial(SimpleHTTPRequestHandler, directory=str(served))
     handler.log_message = lambda *a: None  # type: ignore[attr-defined]
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     try:
-        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
-            cfg = compose(
-                "config",
-                overrides=[
-                    f"data={name}",
-                    f"paths.data_dir={tmp_path}/empty",
-                    f"paths.cache_dir={tmp_path}/cache",
-                    f"paths.output_dir={tmp_path}",
-                    f"data.fallback.downloads.0.url=http://127.0.0.1:{httpd.server_address[1]}/user_sequence.txt",
-                ],
-            )
-        ds = instantiate(cfg.data)  # checks the pinned sha256, statistics and fingerprint
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/user_sequence.txt"
+        cfg = data_config(
+            name, tmp_path / "empty", tmp_path / "cache", f"data.fallback.downloads.0.url={url}"
+        )
+        ds = instantiate(cfg)  # checks the pinned sha256, statistics and fingerprint
     finally:
         httpd.shutdown()
         httpd.server_close()
-    assert ds.fingerprint() == cfg.data.fingerprint
+    assert ds.fingerprint() == cfg.fingerprint
     assert ds.meta["source"] == "P5SequenceSource: raw/user_sequence.txt"
