@@ -398,3 +398,19 @@ def test_fallbacks_are_not_hashed():
             return config_hashes(compose("config", overrides=["data=amazon_beauty", *extra]))
 
     assert hashes() == hashes("~data.fallback", "~data.fingerprint")
+
+
+def test_the_fetch_command_downloads_builds_and_says_where(server, tmp_path, capsys, caplog):
+    from recbench.data.__main__ import main
+
+    url, b = server
+    b.files["user_sequence.txt"] = body = P5_FIXTURE.read_bytes()
+    remote = "data.fallback.downloads.0"
+    args = ["fetch", "data=amazon_toys", f"paths.data_dir={tmp_path}/data", f"paths.cache_dir={tmp_path}/c",
+            "~data.expected_stats", "data.fingerprint=null", f"{remote}.url={url}/user_sequence.txt",
+            f"{remote}.checksum=sha256:{hashlib.sha256(body).hexdigest()}"]  # fmt: skip
+    with caplog.at_level(logging.INFO):
+        assert main(args) == 0
+    assert "source         P5SequenceSource: raw/user_sequence.txt" in capsys.readouterr().out
+    said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("downloaded ")]
+    assert len(said) == 1 and said[0].endswith(f"to {tmp_path}/data/amazon_toys/raw/user_sequence.txt")
