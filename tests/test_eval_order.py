@@ -92,13 +92,21 @@ def test_order_is_outside_the_hash_and_verify_pins_it():
     row = read_row(ROW)  # made before the key existed: re-run in user order
     assert "eval_order" not in row.config["datamodule"]
     sasrec = composed(["experiment=sasrec_beauty", "seed=0"])
-    old = "model.optimizer.fused=null"  # also made before Adam's fused kernel: re-run with the loop
-    assert rounding_overrides(row, sasrec) == ["datamodule.eval_order=given", old]
+    old = [
+        "model.optimizer.fused=null",
+        "loss.fused=null",
+    ]  # also before the fused Adam and CE: re-run unfused
+    assert rounding_overrides(row, sasrec) == ["datamodule.eval_order=given", *old]
     newer = row.model_copy(update={"config": {**row.config, "datamodule": {**row.config["datamodule"]}}})
     newer.config["datamodule"]["eval_order"] = "length"
     newer.config["model"] = {**row.config["model"], "optimizer": {**row.config["model"]["optimizer"]}}
     newer.config["model"]["optimizer"]["fused"] = True
-    assert rounding_overrides(newer, sasrec) == ["datamodule.eval_order=length", "model.optimizer.fused=true"]
+    newer.config["loss"] = {**row.config["loss"], "fused": True}
+    assert rounding_overrides(newer, sasrec) == [
+        "datamodule.eval_order=length",
+        "model.optimizer.fused=true",
+        "loss.fused=true",
+    ]
     assert rounding_overrides(row, composed(["model=ease", "seed=0"])) == [], "EASE: neither key"
     newer.config["datamodule"]["eval_order"] = "${oc.env:HOME}"
     with pytest.raises(RefusedError, match="not a plain word"):
