@@ -237,12 +237,11 @@ def collect(folder: Path, rows_dir: Path) -> tuple[list[Figure], list[str], dict
     ]
     absent = [f"{name} (`{cmd}`)" for name, cmd in WRITERS.items() if reports[name] is None]
     where: dict[str, Any] = {}
-    for r in (reports["models_amazon_beauty.json"] or {}).get("models", {}).values():
-        where = {"hardware": r.get("hardware", {}), "created_at": r.get("created_at"),
-                 "commit": (r.get("git") or {}).get("sha")}  # fmt: skip
-        break
-    if reports["models_amazon_beauty.json"]:
-        where["threads"] = reports["models_amazon_beauty.json"].get("threads")
+    models = reports["models_amazon_beauty.json"] or {}
+    first = next(iter(models.get("models", {}).values()), None)  # where and when the training runs ran
+    if first is not None:
+        where = {"hardware": first.get("hardware", {}), "created_at": first.get("created_at"),
+                 "commit": (first.get("git") or {}).get("sha"), "threads": models.get("threads")}  # fmt: skip
     return figures, absent, where
 
 

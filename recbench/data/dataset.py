@@ -344,10 +344,10 @@ def load_dataset(
         )
     if expected_stats:
         check_stats(ds, expected_stats)
-    if fingerprint and ds.fingerprint() != fingerprint:
+    if fingerprint and (actual := ds.fingerprint()) != fingerprint:
         raise DataError(
             f"dataset {name!r} ({ds.meta['source']}): its canonical content has fingerprint "
-            f"{ds.fingerprint()}, the dataset config pins {fingerprint}: not the sequences the published "
+            f"{actual}, the dataset config pins {fingerprint}: not the sequences the published "
             "rows were computed on. Override data.fingerprint=null if you mean to use other data."
         )
     return ds
@@ -372,17 +372,15 @@ def _files_or_fallback(
         try:
             return fallback.files(), fallback, None, list(missing.missing or [])
         except RecbenchError as e:
-            if missing.missing is None or missing.root is None:
-                raise MissingDataError(
-                    f"{missing}\nThe same data could not be downloaded instead: {e}"
-                ) from e
-            listing = "\n".join(f"  - {p}" for p in missing.missing)
-            raise MissingDataError(
-                f"dataset {name!r}: expected files are missing:\n{listing}\nand the same data could not be "
-                f"downloaded instead: {e}\nWith internet, one command downloads it (checksum-verified) "
-                f"into {missing.root}: python -m recbench.data fetch data={name}\nOr put the files above "
-                f"there (set RECBENCH_DATA_DIR to the folder that holds {missing.root.name}/)."
-            ) from e
+            from recbench.data.amazon import missing_files_error  # amazon.py imports this module
+
+            howto = (
+                f"The same data could not be downloaded instead: {e}\nWith internet, one command downloads "
+                f"it (checksum-verified): python -m recbench.data fetch data={name}"
+            )
+            if missing.missing is None or missing.root is None:  # a source that does not list them
+                raise MissingDataError(f"{missing}\n{howto}") from e
+            raise missing_files_error(name, missing.root, missing.missing, howto) from e
 
 
 def describe_source(source: Source, files: Mapping[str, Path] | None) -> str:

@@ -40,9 +40,9 @@ def render_texts(item_text: pd.DataFrame, template: str) -> list[str]:
     missing = sorted(set(fields) - set(item_text.columns))
     if missing:
         dataset = item_text.attrs.get("dataset", "this dataset")
-        if not len(item_text.columns) and "no_text" in item_text.attrs:
-            raise KeyError(f"dataset {dataset!r} has no item text: {item_text.attrs['no_text']}")
         if not len(item_text.columns):
+            if "no_text" in item_text.attrs:  # load_dataset says why (a downloaded copy without text)
+                raise KeyError(f"dataset {dataset!r} has no item text: {item_text.attrs['no_text']}")
             raise KeyError(
                 f"dataset {dataset!r} has no item text at all (its source files carry none, e.g. "
                 "amazon_sports in the P5 form): text-based models cannot run on it. Use a dataset with "
