@@ -1,8 +1,9 @@
 """The evaluation pass against its floor: seconds of a validation pass (every user, full ranking, plain and
 history-masked ranks) of a sequence model, next to the floor for the same cases — the user vectors given,
 only chunked ``U @ Iᵀ``, a top-20 and the target's rank, float32, same threads — for each evaluation
-batching order (``datamodule.eval_order``). A benchmark, not a test: it writes a JSON report and prints
-a table.
+batching order (``datamodule.eval_order``), and the network's forward alone over the same batches (what
+the floor leaves out; with histories of 200 it is most of the pass). A benchmark, not a test: it writes a
+JSON report and prints a table.
 
     python scripts/bench_eval.py [--threads 2] [--repeats 3] [--out outputs/bench/eval.json]
     python scripts/bench_eval.py --device cuda      # on a GPU (scripts/gpu_check.sh runs this)
@@ -95,6 +96,20 @@ def floor_seconds(module, dm, device: torch.device) -> float:
         return time.perf_counter() - started
 
 
+def forward_seconds(module, dm, device: torch.device) -> float:
+    """The network's forward alone over the same batches (the user vectors, nothing scored): the part of
+    a pass the floor leaves out, which long histories make the larger one."""
+    with torch.no_grad():
+        module.to(device).eval()
+        batches = [move_data_to_device(b, device) for b in dm.val_dataloader()]
+        synchronize(device)
+        started = time.perf_counter()
+        for b in batches:
+            module.user_vectors(b)
+        synchronize(device)
+        return time.perf_counter() - started
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -118,7 +133,10 @@ def main(argv: list[str] | None = None) -> None:
         "device": device_name(device),
         "cases": {},
     }
-    print(f"{'case':<28} {'floor s':>8} {'given s':>8} {'x floor':>8} {'length s':>9} {'x floor':>8}")
+    print(
+        f"{'case':<28} {'floor s':>8} {'given s':>8} {'x floor':>8} {'length s':>9} {'x floor':>8}"
+        f" {'forward s':>10}"
+    )
     for name in args.cases:
         figures: dict[str, float] = {}
         module, dm = build([*CASES[name], *args.overrides])
@@ -126,11 +144,14 @@ def main(argv: list[str] | None = None) -> None:
             dm.eval_order = order  # the loaders are made per pass, from this
             figures[order] = min(validation_seconds(module, dm, device) for _ in range(args.repeats))
         figures["floor"] = min(floor_seconds(module, dm, device) for _ in range(args.repeats))
+        if not isinstance(module, CFModule):  # a CF model's scoring is its floor: it has no forward apart
+            figures["forward"] = min(forward_seconds(module, dm, device) for _ in range(args.repeats))
         figures |= {f"{o}_x_floor": figures[o] / figures["floor"] for o in ("given", "length")}
         report["cases"][name] = figures  # type: ignore[index]
         print(
             f"{name:<28} {figures['floor']:8.2f} {figures['given']:8.2f} {figures['given_x_floor']:8.2f}"
-            f" {figures['length']:9.2f} {figures['length_x_floor']:8.2f}",
+            f" {figures['length']:9.2f} {figures['length_x_floor']:8.2f}"
+            f" {figures.get('forward', float('nan')):10.2f}",
             flush=True,
         )
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -141,6 +141,16 @@ def evaluation(report: dict[str, Any] | None) -> Iterator[Figure]:
             "≤ 1.5x floor",
             ratio <= 1.5,
         )
+        if "forward" in r:  # what the floor leaves out: the network's own forward over the same batches
+            rest = (r["length"] - r["forward"]) / r["floor"]
+            yield Figure(
+                "Evaluation pass",
+                f"{case}: of it, the network's forward (the rest against the floor)",
+                f"{_s(r['forward'])} ({r['forward'] / r['length']:.0%}; rest {rest:.2f}x floor)",
+                "–",
+                "",
+                None,
+            )
 
 
 def generative(report: dict[str, Any] | None) -> Iterator[Figure]:

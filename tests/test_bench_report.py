@@ -39,7 +39,12 @@ def reports(tmp_path: Path) -> Path:
         "bprmf": model(2.0, 800)}})  # fmt: skip
     write(
         "eval.json",
-        {"cases": {"sasrec/amazon_beauty": {"floor": 0.56, "length": 0.66, "length_x_floor": 1.18}}},
+        {
+            "cases": {
+                "sasrec/amazon_beauty": {"floor": 0.56, "length": 0.66, "length_x_floor": 1.18},
+                "sasrec/ml_1m": {"floor": 0.05, "length": 2.0, "length_x_floor": 40.0, "forward": 1.9},
+            }
+        },
     )
     gen = {"seconds_per_step": 2.0, "steps_per_epoch": 10, "seconds_per_epoch": 20.0,
            "decode_users_per_second": 50.0, "gflop_per_second": 40.0,
@@ -61,6 +66,9 @@ def test_one_table_with_goals_and_what_was_not_measured(reports, tmp_path):
     assert by_what["ease: fit"].met is False and by_what["ease: peak memory"].met is True
     assert by_what["bprmf: one epoch"].goal == "" and by_what["bprmf: one epoch"].met is None
     assert by_what["sasrec/amazon_beauty: validation pass (floor 0.56 s)"].ours == "0.66 s (1.18x floor)"
+    forward = by_what["sasrec/ml_1m: of it, the network's forward (the rest against the floor)"]
+    assert forward.ours == "1.90 s (95%; rest 2.00x floor)" and forward.met is None  # (2.0 - 1.9) / 0.05
+    assert not any(f.what.startswith("sasrec/amazon_beauty: of it") for f in figures)  # no forward measured
     tiger = by_what["tiger: training step, share of the float32 matmul peak (100 GFLOP/s, 2 threads)"]
     assert tiger.ours == "40.0 GFLOP/s (40%)" and tiger.met is False
     assert by_what["sid_gpt epoch ÷ TIGER epoch"].met is True
