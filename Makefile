@@ -109,13 +109,15 @@ leaderboard:  ## regenerate the boards; with Chromium, check the page at 1400 an
 	$(PYTHON) -m recbench.leaderboard build
 	@if command -v chromium >/dev/null 2>&1; then $(PYTHON) -m recbench.leaderboard.page_check; fi
 
-bench:  ## speed on Beauty beside RecBole: SASRec's prefix regime, every sequential model, the CF family, evaluation vs floor, generative models, start-up; one table, also in README
+bench:  ## speed on Beauty beside RecBole: SASRec's prefix regime, every sequential model, the CF family, evaluation vs floor, generative models, start-up, decoding vs HF, ML-20M preprocessing; one table, also in README
 	$(PYTHON) scripts/bench_sasrec.py --out outputs/bench/sasrec_beauty_prefix.json experiment=sasrec_beauty_recbole_prefix
 	$(PYTHON) scripts/bench_models.py  # per-model s/epoch and peak memory beside RecBole 1.2.1's
 	$(PYTHON) scripts/bench_models.py --name cf --models sasrec itemknn ease bprmf lightgcn multvae buir directau
 	$(PYTHON) scripts/bench_eval.py  # validation pass vs the ranking floor, per batching order
 	$(PYTHON) scripts/bench_generative.py  # TIGER vs sid_gpt: s/step, s/epoch on Beauty, decode users/s
 	$(PYTHON) scripts/bench_startup.py  # help, config errors, listings: < 2 s each
+	$(PYTHON) scripts/bench_decode.py --out outputs/bench/decode.json  # TIGER decoding vs HF generate, same lists
+	$(PYTHON) scripts/bench_data.py --only ml_20m --out outputs/bench/data_ml20m.json  # 20M-row preprocessing
 	$(PYTHON) scripts/bench_report.py --readme README.md --json outputs/bench/report.json  # one table
 
 bench-data:  ## preprocessing wall time and peak memory per dataset, plus ML-20M-sized input (synthetic if absent)

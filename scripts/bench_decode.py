@@ -3,6 +3,7 @@ on the same TIGER weights, same inputs, same machine; checks both return the sam
 
     python scripts/bench_decode.py                      # Beauty-sized: 12,101 items, 3 x 256 codes + dedup
     python scripts/bench_decode.py --users 64 --batch 32
+    python scripts/bench_decode.py --out outputs/bench/decode.json   # make bench: the report too
 
 Synthetic codes and a randomly initialised paper-sized TIGER (no data needed). The output embedding is
 scaled up (``--logit-scale``) so that scores are spread out like a trained model's; with raw random weights
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -25,6 +27,7 @@ from recbench.losses.ce import FullSoftmaxCE
 from recbench.metrics.ranking import build_metrics
 from recbench.models.tiger import PAD, TIGER
 from recbench.tokenizers.semantic import deduplicate
+from recbench.utils.files import atomic_write_text
 
 
 def hf_retrieve(
@@ -76,6 +79,7 @@ def main() -> None:
     p.add_argument("--beam", type=int, default=20)
     p.add_argument("--logit-scale", type=float, default=20.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, help="also write the results there, as JSON")
     args = p.parse_args()
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -141,6 +145,9 @@ def main() -> None:
         }
         print(json.dumps({f"top{k}": results[f"top{k}"]}), flush=True)
     print(json.dumps(results, indent=2))
+    if args.out:
+        atomic_write_text(args.out, json.dumps(results, indent=2) + "\n")
+        print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -52,6 +52,10 @@ def reports(tmp_path: Path) -> Path:
     write("generative.json", {"threads": 2, "matmul_peak_gflop_per_second": 100.0, "tiger": gen,
                               "sid_gpt": {**gen, "seconds_per_epoch": 5.0},
                               "epoch_ratio_sid_gpt_over_tiger": 0.25})  # fmt: skip
+    write("data_ml20m.json", [{"dataset": "ml_20m", "preprocess_s": 12.0, "peak_rss_mb": 2100.0,
+                               "note": "synthetic, 1 x ML-20M size"}])  # fmt: skip
+    top20 = {"speedup": 8.4, "ours_users_per_s": 20.0, "hf_users_per_s": 2.4, "identical_lists": 1.0}
+    write("decode.json", {"users": 128, "beam": 20, "top20": top20})
     # sasrec_beauty_prefix.json and startup.json are absent
     return folder
 
@@ -72,6 +76,11 @@ def test_one_table_with_goals_and_what_was_not_measured(reports, tmp_path):
     tiger = by_what["tiger: training step, share of the float32 matmul peak (100 GFLOP/s, 2 threads)"]
     assert tiger.ours == "40.0 GFLOP/s (40%)" and tiger.met is False
     assert by_what["sid_gpt epoch ÷ TIGER epoch"].met is True
+    ml20m = by_what["ML-20M-sized input (synthetic, 20M rows): preprocessing"]
+    assert ml20m.met is False and ml20m.goal == "≤ 11.4 s (was 7.6 s)"  # 12.0 > 1.5 x 7.6
+    assert by_what["ML-20M-sized input: peak memory"].met is True  # 2.1 GB <= 3.3 GB
+    decode = next(f for f in figures if f.what.startswith("tiger: decoding 128 users"))
+    assert decode.met is True and decode.ours.startswith("8.4x (20.0 vs 2.4 users/s)")
     assert [a.split(" ")[0] for a in absent] == ["sasrec_beauty_prefix.json", "startup.json"]
     table = br.markdown(figures, absent, where)
     assert "Test CPU (2 cores), 2 threads, commit abcdef0" in table
