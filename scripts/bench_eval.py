@@ -76,38 +76,46 @@ def validation_seconds(module, dm, device: torch.device) -> float:
     return module.eval_seconds["val"]
 
 
+def _val_batches(module, dm, device: torch.device) -> list:
+    """The validation batches on ``device``, the module there in eval mode (loaded before any timing)."""
+    module.to(device).eval()
+    return [move_data_to_device(b, device) for b in dm.val_dataloader()]
+
+
+def _seconds(device: torch.device, work) -> float:
+    """Wall clock of ``work()``, the device synchronised on both sides."""
+    synchronize(device)
+    started = time.perf_counter()
+    work()
+    synchronize(device)
+    return time.perf_counter() - started
+
+
+@torch.no_grad()
 def floor_seconds(module, dm, device: torch.device) -> float:
     """Chunked scores of given user vectors, top-20 and the target's rank: nothing a pass can skip. A
     collaborative-filtering model has no user vector apart from its scoring (an embedding row, a fold-in
     of the history): its floor times the model's own scores."""
-    with torch.no_grad():
-        module.to(device).eval()
-        batches = [move_data_to_device(b, device) for b in dm.val_dataloader()]
-        cf = isinstance(module, CFModule)
-        users = [None if cf else module.user_vectors(b) for b in batches]
-        items = None if cf else module.net.item_embeddings()
-        synchronize(device)
-        started = time.perf_counter()
+    batches = _val_batches(module, dm, device)
+    cf = isinstance(module, CFModule)
+    users = [None if cf else module.user_vectors(b) for b in batches]
+    items = None if cf else module.net.item_embeddings()
+
+    def rank() -> None:
         for u, b in zip(users, batches, strict=True):
             scores = module.score(b) if cf else u @ items.T
             scores.topk(20, dim=1)
             target_ranks(scores, b.targets)
-        synchronize(device)
-        return time.perf_counter() - started
+
+    return _seconds(device, rank)
 
 
+@torch.no_grad()
 def forward_seconds(module, dm, device: torch.device) -> float:
     """The network's forward alone over the same batches (the user vectors, nothing scored): the part of
     a pass the floor leaves out, which long histories make the larger one."""
-    with torch.no_grad():
-        module.to(device).eval()
-        batches = [move_data_to_device(b, device) for b in dm.val_dataloader()]
-        synchronize(device)
-        started = time.perf_counter()
-        for b in batches:
-            module.user_vectors(b)
-        synchronize(device)
-        return time.perf_counter() - started
+    batches = _val_batches(module, dm, device)
+    return _seconds(device, lambda: [module.user_vectors(b) for b in batches])
 
 
 def main(argv: list[str] | None = None) -> None:
