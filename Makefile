@@ -1,4 +1,4 @@
-# recbench — `make install`, `make test`, `make lint`, `make repro`, `make repro-cf`, `make leaderboard`, `make bench`
+# recbench — `make install`, `make test`, `make lint`, `make repro`, `make repro-cf`, `make repro-seq`, `make leaderboard`, `make bench`
 SHELL := /bin/bash
 PY ?= python3
 VENV ?= .venv
@@ -12,7 +12,7 @@ export RECBENCH_DATA_DIR
 SEEDS ?= 0,1,2
 STAMP := $(shell date +%Y%m%d-%H%M%S)
 
-.PHONY: install encoders test test-all lint repro repro-cf repro-text repro-tokenizers repro-generative leaderboard bench bench-data clean
+.PHONY: install encoders test test-all lint repro repro-cf repro-seq repro-sid repro-text-models repro-text repro-tokenizers repro-generative leaderboard bench bench-data clean
 
 install:
 	test -x $(PYTHON) || $(PY) -m venv $(VENV)
@@ -57,6 +57,50 @@ repro-cf:  ## the CF baselines on DATA, rows added to the leaderboard (hours on 
 	$(PYTHON) -m recbench.leaderboard add $(CF_OUT)/itemknn $(CF_OUT)/trained
 	$(PYTHON) -m recbench.leaderboard add --select-on-validation $(CF_OUT)/ease
 	$(PYTHON) -m recbench.leaderboard add --select-on-validation $(CF_OUT)/directau
+	$(PYTHON) -m recbench.leaderboard build
+
+# The sequential baselines on one dataset (DATA=amazon_beauty by default): Pop once, the trained models with
+# 3 seeds, each to early stopping on validation. ml_1m takes the experiment files (history 200, HSTU with the
+# reference's per-query negatives); the Amazon sets the model defaults (history 50), BERT4Rec with patience
+# 20 (it needs long training) and HSTU with genrec's sizes (experiment/hstu_amazon.yaml). Hours on a CPU.
+SEQ_OUT = outputs/repro-seq/$(DATA)-$(STAMP)
+SEQ_ML1M ?= sasrec_ml1m,gru4rec_ml1m,caser_ml1m,bert4rec_ml1m,hstu_ml1m_per_query
+repro-seq:  ## the sequential baselines on DATA (Pop, GRU4Rec, Caser, SASRec, BERT4Rec, HSTU), rows added (hours on a CPU)
+	$(PYTHON) -m recbench.run -m model=pop data=$(DATA) hydra.sweep.dir=$(SEQ_OUT)/pop
+	set -e; if [ "$(DATA)" = ml_1m ]; then \
+	  $(PYTHON) -m recbench.run -m experiment=$(SEQ_ML1M) seed=$(SEEDS) hydra.sweep.dir=$(SEQ_OUT)/trained; \
+	else \
+	  $(PYTHON) -m recbench.run -m model=gru4rec,caser,sasrec data=$(DATA) seed=$(SEEDS) hydra.sweep.dir=$(SEQ_OUT)/trained; \
+	  $(PYTHON) -m recbench.run -m model=bert4rec data=$(DATA) callbacks.early_stopping.patience=20 seed=$(SEEDS) \
+	    hydra.sweep.dir=$(SEQ_OUT)/bert4rec; \
+	  $(PYTHON) -m recbench.run -m experiment=hstu_amazon data=$(DATA) seed=$(SEEDS) hydra.sweep.dir=$(SEQ_OUT)/hstu; \
+	fi
+	$(PYTHON) -m recbench.leaderboard add $(SEQ_OUT)
+	$(PYTHON) -m recbench.leaderboard build
+
+# SASRec over semantic IDs (model=sasrec_sid) for every tokenizer on DATA, 3 seeds, each row labelled
+# sasrec_sid_<tokenizer>; ~30 min a row at 1 thread on Beauty.
+SID_TOKENIZERS ?= atomic random p5_sequential p5_collaborative rqkmeans balanced_rqkmeans semantic_hash fsq rqvae letter
+SID_OUT = outputs/repro-sid/$(DATA)-$(STAMP)
+repro-sid:  ## the semantic-ID ranker on DATA, one row group per tokenizer, rows added (hours on a CPU)
+	set -e; for tok in $(SID_TOKENIZERS); do \
+	  $(PYTHON) -m recbench.run -m model=sasrec_sid data=$(DATA) tokenizer=$$tok label=sasrec_sid_$$tok seed=$(SEEDS) \
+	    hydra.sweep.dir=$(SID_OUT)/$$tok; \
+	done
+	$(PYTHON) -m recbench.leaderboard add $(SID_OUT)
+	$(PYTHON) -m recbench.leaderboard build
+
+# The trained text models (SASRec + text, UniSRec-style, AlphaRec-style) on DATA with each encoder, 3 seeds,
+# labelled <model>_<encoder>. Needs `make encoders` for e5_small_q4; encoding is cached per catalogue.
+TEXT_MODELS ?= sasrec_text unisrec alpharec
+TEXT_MODEL_ENCODERS ?= minilm e5_small_q4
+TEXT_MODELS_OUT = outputs/repro-text-models/$(DATA)-$(STAMP)
+repro-text-models:  ## sasrec_text, unisrec and alpharec on DATA with each encoder, rows added (hours on a CPU)
+	set -e; for model in $(TEXT_MODELS); do for enc in $(TEXT_MODEL_ENCODERS); do \
+	  $(PYTHON) -m recbench.run -m model=$$model data=$(DATA) encoder=$$enc label=$${model}_$$enc seed=$(SEEDS) \
+	    hydra.sweep.dir=$(TEXT_MODELS_OUT)/$${model}_$$enc; \
+	done; done
+	$(PYTHON) -m recbench.leaderboard add $(TEXT_MODELS_OUT)
 	$(PYTHON) -m recbench.leaderboard build
 
 # The text-encoder table (leaderboards/text_encoders.md): every encoder x PCA width, zero-shot
