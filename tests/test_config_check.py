@@ -79,6 +79,36 @@ def test_values_set_by_a_config_file_are_checked_too(tmp_path):
         check_values(cfg)
 
 
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["+trainer.limit_val_batches=0"], "trainer.limit_val_batches=0 turns validation off"),
+        (["+trainer.limit_val_batches=0.0"], "trainer.limit_val_batches=0.0 turns validation off"),
+        (
+            ["trainer.max_epochs=2", "trainer.check_val_every_n_epoch=3"],
+            "trainer.check_val_every_n_epoch=3 with trainer.max_epochs=2: no epoch would be validated",
+        ),
+    ],
+)
+def test_a_run_that_would_never_validate_is_refused(tmp_path, overrides, message):
+    """Refused up front, pointing at the supported way to time a few steps, rather than stopped by
+    Lightning's early stopping at the end of the first epoch."""
+    with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+        cfg = compose("config", overrides=["data=synthetic", f"paths.output_dir={tmp_path}", *overrides])
+    with pytest.raises(ConfigError, match=re.escape(message)) as refused:
+        check_values(cfg)
+    assert "+trainer.max_steps=N" in str(refused.value)
+
+
+def test_partial_validation_and_step_caps_pass(tmp_path):
+    unbounded = ["trainer.max_epochs=-1", "trainer.check_val_every_n_epoch=5"]
+    for overrides in (["+trainer.limit_val_batches=2"], ["+trainer.limit_val_batches=0.5"],
+                      ["+trainer.max_steps=3"], unbounded):  # fmt: skip
+        with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
+            cfg = compose("config", overrides=["data=synthetic", f"paths.output_dir={tmp_path}", *overrides])
+        check_values(cfg)
+
+
 def test_the_entry_point_refuses_before_any_work(tmp_path):
     """No data read, no run folder, no traceback: one line naming the key, in about a second."""
     cmd = [sys.executable, "-m", "recbench.run", "data=synthetic", "trainer.max_epochs=abc",

@@ -269,6 +269,26 @@ def check_values(cfg: DictConfig) -> None:
     out of range; null passes (the component's own default applies)."""
     for key, value in _leaves(cfg, {pattern.split(".")[0] for pattern, _ in RULES}):
         _check_rule(key, value)
+    _check_validation_runs(cfg)
+
+
+def _check_validation_runs(cfg: DictConfig) -> None:
+    """A row's epoch is selected, and early stopping decided, on validation: a run that would never
+    validate has nothing to select, and Lightning would stop it at the end of its first epoch."""
+    trainer = cfg.get("trainer") or {}
+    instead = (
+        f"the epoch is selected and early stopping decided on {cfg.get('monitor')}; to time a few training "
+        "steps, set +trainer.max_steps=N instead (the row says `cap N steps`)"
+    )
+    limit = trainer.get("limit_val_batches")
+    if isinstance(limit, int | float) and not isinstance(limit, bool) and limit == 0:
+        raise ConfigError(f"trainer.limit_val_batches={limit!r} turns validation off, but {instead}")
+    every, epochs = trainer.get("check_val_every_n_epoch"), trainer.get("max_epochs")
+    if isinstance(every, int) and isinstance(epochs, int) and 0 < epochs < every:
+        raise ConfigError(
+            f"trainer.check_val_every_n_epoch={every} with trainer.max_epochs={epochs}: no epoch would be "
+            f"validated, but {instead}"
+        )
 
 
 def _check_rule(key: str, value: Any) -> None:
