@@ -42,6 +42,8 @@ CASES = {  # name -> overrides
     "hstu/ml_1m (history 200)": ["experiment=hstu_ml1m"],
     "bprmf/amazon_sports": ["model=bprmf", "data=amazon_sports"],
     "multvae/amazon_beauty": ["model=multvae", "data=amazon_beauty"],
+    "text_zeroshot/amazon_beauty": ["model=text_zeroshot", "data=amazon_beauty"],
+    "sasrec_text/amazon_beauty": ["model=sasrec_text", "data=amazon_beauty"],
 }
 
 

@@ -204,6 +204,33 @@ def test_text_only_sasrec_has_no_id_embeddings_and_learns_through_the_text(monke
         text_sasrec(monkeypatch, "ids")
 
 
+def test_item_table_built_once_per_weights_while_evaluating(monkeypatch):
+    """Evaluation reuses the table built from the text; an optimizer step or an in-place change of a weight
+    rebuilds it, and training never reads the cache."""
+    net = text_sasrec(monkeypatch, "fused", adaptor="moe", experts=3)
+    built = []
+    item_table = type(net).item_table
+    monkeypatch.setattr(type(net), "item_table", lambda self: built.append(1) or item_table(self))
+    tokens = torch.tensor([[0, 1, 2, 3], [4, 5, 6, 7]])
+    with torch.no_grad():
+        first = net(tokens)[:, -1] @ net.item_embeddings().T
+        again = net(tokens)[:, -1] @ net.item_embeddings().T
+    assert len(built) == 1 and torch.equal(first, again)
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.1)
+    net.train()
+    FullSoftmaxCE()(net(tokens)[:, -1], torch.tensor([8, 9]), net.item_embeddings()).backward()
+    optimizer.step()
+    assert len(built) == 3  # training: input and output tables built afresh
+    net.eval()
+    with torch.no_grad():
+        stepped = net(tokens)[:, -1] @ net.item_embeddings().T
+        net.text_proj.shift.add_(1.0)  # an in-place change outside the optimizer
+        shifted = net(tokens)[:, -1] @ net.item_embeddings().T
+    assert len(built) == 5 and not torch.equal(first, stepped) and not torch.equal(stepped, shifted)
+    with torch.no_grad():
+        assert torch.equal(shifted, net(tokens)[:, -1] @ item_table(net)[1:].T)  # as built without cache
+
+
 def test_whitening_moe_adaptor_shapes_gate_and_uniform_start():
     from recbench.models.sasrec_text import WhiteningMoE
 

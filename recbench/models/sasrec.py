@@ -135,6 +135,7 @@ class SASRec(nn.Module):
         # pre: the final LayerNorm of pre-LN stacks; post: the LayerNorm on the input embeddings
         self.ln_f = nn.LayerNorm(hidden_size)
         self.norm = norm
+        self._table_cache: tuple[tuple[tuple[int, int], ...], torch.Tensor] | None = None
         self.apply(lambda m: self._init(m, init_std))
 
     @staticmethod
@@ -178,12 +179,24 @@ class SASRec(nn.Module):
         the output scores with (tied). Variants that build items from more than an ID override it."""
         return self.item_emb.weight
 
+    def _table(self) -> torch.Tensor:
+        """:meth:`item_table`, built once per state of the weights while evaluating (eval mode, no
+        gradients): the variants that build it from text or semantic IDs would otherwise rebuild the whole
+        table twice per batch (input and output). A weight updated in place (an optimizer step, a loaded
+        checkpoint) or moved changes the key, so the table is never stale; training always rebuilds it."""
+        if self.training or torch.is_grad_enabled():
+            return self.item_table()
+        key = tuple((p.data_ptr(), p._version) for p in self.parameters())
+        if self._table_cache is None or self._table_cache[0] != key:
+            self._table_cache = (key, self.item_table())
+        return self._table_cache[1]
+
     def embed(self, tokens: torch.Tensor) -> torch.Tensor:
         """Input vectors of ``tokens``: rows of :meth:`item_table` (what ``nn.Embedding`` computes for
         plain SASRec, padding row included; variants only override the table)."""
-        return F.embedding(tokens, self.item_table(), padding_idx=0)
+        return F.embedding(tokens, self._table(), padding_idx=0)
 
     def item_embeddings(self) -> torch.Tensor:
         """(num_items, D) output embeddings, tied to the input ones (padding row excluded); unit length
         under ``similarity=cosine``."""
-        return self.scoring.items(self.item_table()[1:])
+        return self.scoring.items(self._table()[1:])
