@@ -234,7 +234,7 @@ def kept(data: list[dict[str, Any]] | None, decode: dict[str, Any] | None) -> It
             f"{r['speedup']:.1f}x ({r['ours_users_per_s']:.1f} vs {r['hf_users_per_s']:.1f} users/s), "
             f"lists identical for {identical:.0%}" + (" up to near-ties" if ties else ""),
             "–",
-            f"≥ {KEPT['decode_speedup']:.0f}x, identical lists",
+            f"≥ {KEPT['decode_speedup']:.0f}x, identical lists (near-ties may swap)",
             r["speedup"] >= KEPT["decode_speedup"] and identical == 1.0,
         )
 
