@@ -230,7 +230,8 @@ def kept(data: list[dict[str, Any]] | None, decode: dict[str, Any] | None) -> It
         yield Figure(
             section,
             f"tiger: decoding {decode['users']} users, beam {decode['beam']}, top 20, against Hugging Face "
-            "`generate` on the same weights",
+            "`generate` on the same weights"
+            + (f", fastest of {decode['repeats']} passes each" if decode.get("repeats", 1) > 1 else ""),
             f"{r['speedup']:.1f}x ({r['ours_users_per_s']:.1f} vs {r['hf_users_per_s']:.1f} users/s), "
             f"lists identical for {identical:.0%}" + (" up to near-ties" if ties else ""),
             "–",
