@@ -43,6 +43,30 @@ def test_gru4rec_ignores_left_padding():
     assert torch.allclose(alone[0], batch[1], atol=1e-6)
 
 
+@pytest.mark.parametrize("packed", [False, True])
+def test_gru4rec_padding_invariant_both_ways(packed):
+    net = gru(num_layers=2, packed=packed)
+    batch = net(torch.tensor([[0, 0, 0, 5, 6, 7], [1, 2, 3, 4, 5, 6]]))
+    assert torch.allclose(net(torch.tensor([[5, 6, 7]]))[0], batch[0, 3:], atol=1e-6)
+    assert (batch[0, :3] == 0).all()
+
+
+def test_gru4rec_unpacked_equals_packed_with_gradients():
+    """The rotated batch through the GRU as it is (the default) gives the packed GRU's outputs and
+    gradients: the state after an item never depends on the padding behind it."""
+    tokens = torch.tensor([[0, 0, 0, 5, 6, 7], [1, 2, 3, 4, 5, 6], [0, 0, 0, 0, 0, 9], [0] * 6])
+    grads = []
+    for packed in (False, True):
+        net = gru(num_layers=2, packed=packed, dropout=0.0)
+        out = net(tokens)
+        (out * torch.arange(out.numel()).reshape(out.shape).sin()).sum().backward()
+        grads.append((out.detach(), [p.grad.clone() for p in net.parameters()]))
+    (a, ga), (b, gb) = grads
+    assert torch.allclose(a, b, atol=1e-6)
+    for x, y in zip(ga, gb, strict=True):
+        assert torch.allclose(x, y, atol=1e-6)
+
+
 def test_gru4rec_loss_falls():
     from recbench.losses.ce import FullSoftmaxCE
 
@@ -271,3 +295,25 @@ def test_caser_is_causal_and_windowed():
     assert torch.allclose(a[:, 3:], c[:, 3:]) and not torch.allclose(a[:, 0], c[:, 0])
     padded = net(torch.tensor([[0, 0, 1, 2, 3, 4, 5]]))
     assert torch.allclose(a, padded[:, 2:], atol=1e-6)
+
+
+@pytest.mark.parametrize("window", [1, 3, 5])
+def test_caser_shared_filters_equal_the_convolutions(window):
+    """The default (each filter row applied once per position, windows combined by shifted sums and a
+    sliding max) gives Conv2d's values and gradients on each position's image (``images=True``)."""
+    from recbench.models.caser import Caser
+
+    torch.manual_seed(0)
+    net = Caser(num_items=30, max_len=9, window=window, embedding_size=8, n_v=2, n_h=3, dropout=0.0)
+    tokens = torch.tensor([[0, 0, 0, 1, 2, 3, 4, 5, 6], [3, 1, 4, 1, 5, 9, 2, 6, 5], [0] * 8 + [7]])
+    results = []
+    for images in (True, False):
+        net.images = images
+        out = net(tokens)
+        net.zero_grad()
+        (out * torch.arange(out.numel()).reshape(out.shape).sin()).sum().backward()
+        results.append((out.detach(), [p.grad.clone() for p in net.parameters()]))
+    (a, ga), (b, gb) = results
+    assert torch.allclose(a, b, atol=1e-6)
+    for x, y in zip(ga, gb, strict=True):
+        assert torch.allclose(x, y, atol=1e-5)

@@ -111,3 +111,16 @@ def test_order_is_outside_the_hash_and_verify_pins_it():
     newer.config["datamodule"]["eval_order"] = "${oc.env:HOME}"
     with pytest.raises(RefusedError, match="not a plain word"):
         rounding_overrides(newer, sasrec)
+
+
+@pytest.mark.parametrize("model, key", [("gru4rec", "packed"), ("caser", "images")])
+def test_faster_forward_is_outside_the_hash_and_verify_pins_it(model, key):
+    """GRU4Rec rows made before ``model.net.packed`` ran packed, Caser rows before ``model.net.images``
+    convolved images: both keys move rounding only."""
+    new = composed([f"model={model}", "data=synthetic", "seed=0"])
+    old = composed([f"model={model}", "data=synthetic", "seed=0", f"model.net.{key}=true"])
+    assert new.model.net[key] is False
+    assert config_hashes(new) == config_hashes(old), "one setting, one group"
+    row = read_row(ROW)  # its config has no such key: re-run the old way
+    assert f"model.net.{key}=true" in rounding_overrides(row, new)
+    assert not any(o.startswith(f"model.net.{key}") for o in rounding_overrides(row, composed(["seed=0"])))

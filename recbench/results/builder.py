@@ -72,6 +72,8 @@ ROUNDING_ONLY: dict[str, object] = {
     "compile": None,  # torch.compile of each network's forward, 2026-12-02 (session 11)
     "model.optimizer.fused": None,  # Adam/AdamW in one fused kernel, 2026-12-02 (session 11)
     "loss.fused": None,  # full-softmax CE in one exponential pass, 2026-12-03 (session 12)
+    "model.net.images": True,  # Caser's filters shared between overlapping windows, 2026-12-03 (s15)
+    "model.net.packed": True,  # GRU4Rec on the rotated batch rather than packed sequences, 2026-12-03 (s15)
 }
 
 # Keys that change no number but were hashed while rows were published, each with the value those rows
