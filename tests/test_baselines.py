@@ -11,6 +11,14 @@ from recbench.losses.sampled_softmax import SampledSoftmax
 from recbench.models.gru4rec import GRU4Rec
 
 
+def outputs_and_grads(net: torch.nn.Module, tokens: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The network's outputs and its parameters' gradients of a fixed weighted sum of them."""
+    net.zero_grad()
+    out = net(tokens)
+    (out * torch.arange(out.numel()).reshape(out.shape).sin()).sum().backward()
+    return out.detach(), [p.grad.clone() for p in net.parameters()]
+
+
 def gru(**kw) -> GRU4Rec:
     torch.manual_seed(0)
     return GRU4Rec(num_items=30, max_len=8, embedding_size=8, hidden_size=12, **kw).eval()
@@ -55,13 +63,9 @@ def test_gru4rec_unpacked_equals_packed_with_gradients():
     """The rotated batch through the GRU as it is (the default) gives the packed GRU's outputs and
     gradients: the state after an item never depends on the padding behind it."""
     tokens = torch.tensor([[0, 0, 0, 5, 6, 7], [1, 2, 3, 4, 5, 6], [0, 0, 0, 0, 0, 9], [0] * 6])
-    grads = []
-    for packed in (False, True):
-        net = gru(num_layers=2, packed=packed, dropout=0.0)
-        out = net(tokens)
-        (out * torch.arange(out.numel()).reshape(out.shape).sin()).sum().backward()
-        grads.append((out.detach(), [p.grad.clone() for p in net.parameters()]))
-    (a, ga), (b, gb) = grads
+    (a, ga), (b, gb) = (
+        outputs_and_grads(gru(num_layers=2, packed=p, dropout=0.0), tokens) for p in (False, True)
+    )
     assert torch.allclose(a, b, atol=1e-6)
     for x, y in zip(ga, gb, strict=True):
         assert torch.allclose(x, y, atol=1e-6)
@@ -306,14 +310,10 @@ def test_caser_shared_filters_equal_the_convolutions(window):
     torch.manual_seed(0)
     net = Caser(num_items=30, max_len=9, window=window, embedding_size=8, n_v=2, n_h=3, dropout=0.0)
     tokens = torch.tensor([[0, 0, 0, 1, 2, 3, 4, 5, 6], [3, 1, 4, 1, 5, 9, 2, 6, 5], [0] * 8 + [7]])
-    results = []
-    for images in (True, False):
-        net.images = images
-        out = net(tokens)
-        net.zero_grad()
-        (out * torch.arange(out.numel()).reshape(out.shape).sin()).sum().backward()
-        results.append((out.detach(), [p.grad.clone() for p in net.parameters()]))
-    (a, ga), (b, gb) = results
+    net.images = True
+    a, ga = outputs_and_grads(net, tokens)
+    net.images = False
+    b, gb = outputs_and_grads(net, tokens)
     assert torch.allclose(a, b, atol=1e-6)
     for x, y in zip(ga, gb, strict=True):
         assert torch.allclose(x, y, atol=1e-5)
