@@ -55,7 +55,7 @@ def test_add_and_build_with_p_values(run_dir, tmp_path):
     )
     written = build(root)
     md = (root / "synthetic.md").read_text()
-    assert {p.name for p in written} == {"synthetic.md", "index.html"} and "do not edit" in md
+    assert {p.name for p in written} == {"synthetic.md", "models.md", "index.html"} and "do not edit" in md
     assert "0.1100 ± 0.0100" in md  # mean ± sample std of 0.10, 0.11, 0.12
     assert "| good | 3 | train+valid |" in md and "| worse | 1 | train+valid |" in md
     assert "Somebody 2024, Table 1" in md and "0.5000" in md
@@ -405,3 +405,66 @@ def test_the_text_encoder_section_fits_a_desktop_and_a_phone(run_dir, tmp_path):
     page = tmp_path / "index.html"
     page.write_text(render_html([], encoder_table(rows)))
     assert check_page(page) == {w: [] for w in WIDTHS}
+
+
+def model_row(row, model: str, label: str, seed: int, val: float, test: float, dataset: str, **protocol):
+    """A copy of ``row`` as ``model``'s ``label`` setting on ``dataset`` with the given N@10s."""
+    metrics = {
+        "val": {"ndcg@10": val},
+        "test": {"ndcg@10": test},
+        "test_history_masked": {"ndcg@10": test + 0.01},
+    }
+    return row.model_copy(
+        update={
+            "model": row.model.model_copy(update={"name": model, "label": label}),
+            "dataset": row.dataset.model_copy(update={"name": dataset}),
+            "protocol": row.protocol.model_copy(update=protocol),
+            "metrics": metrics,
+            "seed": seed,
+        }
+    )
+
+
+def test_models_page_shows_each_models_validation_choice_on_every_board(run_dir):
+    from recbench.leaderboard.build import Group, markdown
+    from recbench.leaderboard.models import choose, models_markdown
+    from recbench.results.schema import read_row
+
+    row = read_row(run_dir / "result.json")
+    assert row.cost.epochs_trained > 0
+
+    def group(model, label, vals, tests, dataset="amazon_beauty", **protocol):
+        rows = [
+            model_row(row, model, label, s, v, t, dataset, **protocol)
+            for s, (v, t) in enumerate(zip(vals, tests, strict=True))
+        ]
+        return Group(label, label[:8], rows, [])
+
+    # three seeds beat one; among equal seed counts the best validation wins, never the best test
+    tuned = group("sasrec", "sasrec_tuned", [0.30] * 3, [0.10, 0.11, 0.12])
+    lucky = group("sasrec", "sasrec_lucky", [0.40], [0.50])
+    default = group("sasrec", "sasrec", [0.20] * 3, [0.20] * 3)
+    assert choose([tuned, lucky, default], "ndcg@10") is tuned
+    # equal validation (a fold-in ablation scored without the validation item): the full history wins
+    full = group("ease", "ease", [0.2], [0.08], test_history="train+valid")
+    ablation = group("ease", "ease_ablation", [0.2], [0.05], test_history="train_only")
+    assert choose([ablation, full], "ndcg@10") is full
+    bpr = group("bprmf", "bprmf", [0.1], [0.04], test_history="train_only")
+    toys = group("sasrec", "sasrec", [0.3], [0.06], dataset="amazon_toys")
+    search = group("bm25", "bm25", [0.9], [0.9], dataset="esci_us_150")
+    pages = [
+        ("seqrec-loo-full", "amazon_beauty", [tuned, lucky, default, full, ablation, bpr], []),
+        ("seqrec-loo-full", "amazon_toys", [toys], []),
+        ("esci-rerank", "esci_us_150", [search], []),  # search boards are not next-item boards
+    ]
+    md = models_markdown(pages, markdown)
+    assert md is not None and "bm25" not in md and "esci" not in md
+    headline = md.split("## History items masked")[0]
+    lines = {line.split(" | ")[0]: line for line in headline.splitlines() if line.startswith("| ")}
+    assert lines["| sasrec"] == "| sasrec | ID | **0.1100 ± 0.0100** | **0.0600** (1 seed) | 100% |"
+    assert lines["| ease"] == "| ease | CF | 0.0800 (1 seed) | – | 73% |"  # 0.08 / 0.11
+    assert lines["| bprmf"] == "| bprmf | CF | 0.0400 (1 seed) † | – | 36% |"
+    assert "0.0100 ± 0.0100" not in md and "0.5000" not in md  # the lucky setting is never shown
+    masked = md.split("## History items masked")[1]
+    assert "**0.1200 ± 0.0100**" in masked and "**0.0700** (1 seed)" in masked
+    assert "- **amazon_beauty**: ease → `ease` (`ease`, 1 seed) of 2; sasrec → `sasrec_tuned`" in md

@@ -654,6 +654,8 @@ def search_markdown(groups: list[Group]) -> str:
 
 def build(root: Path) -> list[Path]:
     from recbench.leaderboard.html import render_html
+    from recbench.leaderboard.models import PAGE as MODELS_PAGE
+    from recbench.leaderboard.models import models_markdown
 
     entries = load_rows(root)
     refs_file = root / "references.yaml"
@@ -680,6 +682,11 @@ def build(root: Path) -> list[Path]:
         f"- [{p.stem}]({p.name}): {len(by_dataset[k])} rows"
         for k, p in zip(sorted(by_dataset), written, strict=True)
     ]
+    models_page = models_markdown(pages, markdown)
+    if models_page is not None:
+        atomic_write_text(root / MODELS_PAGE, models_page)
+        written.append(root / MODELS_PAGE)
+        index.append(f"- [every model on every board]({MODELS_PAGE}): which baseline wins where")
     rows = [r for _, r in entries]
     encoders_page = encoder_markdown(rows, markdown)
     if encoders_page is not None:
