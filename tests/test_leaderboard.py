@@ -468,3 +468,10 @@ def test_models_page_shows_each_models_validation_choice_on_every_board(run_dir)
     masked = md.split("## History items masked")[1]
     assert "**0.1200 ± 0.0100**" in masked and "**0.0700** (1 seed)" in masked
     assert "- **amazon_beauty**: ease → `ease` (`ease`, 1 seed) of 2; sasrec → `sasrec_tuned`" in md
+    # the page shows the same table first, filterable by family
+    from recbench.leaderboard.html import render_html
+    from recbench.leaderboard.models import model_table
+
+    page = render_html([], None, model_table(pages, masked=False))
+    assert '<a href="#models">every model</a>' in page and '<section id="models">' in page
+    assert 'data-family="CF"' in page and "**" not in page and "<td>0.1100" in page

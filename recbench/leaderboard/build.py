@@ -655,7 +655,7 @@ def search_markdown(groups: list[Group]) -> str:
 def build(root: Path) -> list[Path]:
     from recbench.leaderboard.html import render_html
     from recbench.leaderboard.models import PAGE as MODELS_PAGE
-    from recbench.leaderboard.models import models_markdown
+    from recbench.leaderboard.models import model_table, models_markdown
 
     entries = load_rows(root)
     refs_file = root / "references.yaml"
@@ -699,5 +699,7 @@ def build(root: Path) -> list[Path]:
         written.append(root / TOKENIZERS_PAGE)
         index.append(f"- [tokenizers]({TOKENIZERS_PAGE}): semantic-ID health per tokenizer, no model trained")
     atomic_write_text(root / "README.md", "\n".join(index) + "\n")
-    atomic_write_text(root / "index.html", render_html(pages, encoder_table(rows)))
+    atomic_write_text(
+        root / "index.html", render_html(pages, encoder_table(rows), model_table(pages, masked=False))
+    )
     return [*written, root / "index.html"]

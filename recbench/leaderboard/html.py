@@ -374,9 +374,29 @@ def encoder_section(table: tuple[list[str], list[list[str]], list[str]]) -> str:
     )
 
 
+def models_section(table: tuple[list[str], list[list[str]]]) -> str:
+    """Every model on every next-item board (``leaderboard/models.py``), history not masked."""
+    header, body = table
+    body = [[c.replace("**", "") for c in line] for line in body]  # markdown's bold: the page sorts instead
+    header = [h.replace("amazon_", "") for h in header]
+    note = (
+        "Per model and next-item board, the setting with the most seeds and then the best validation "
+        "N@10 (never test): its test N@10, history not masked; † scored from a user embedding fitted "
+        "without the validation item. Share: the cell over the board's best, averaged over the boards the "
+        "model is on. models.md lists the row behind every cell chosen among several settings."
+    )
+    return (
+        '<section id="models"><h2>Every model on every board</h2>'
+        f'<p class="note">{html.escape(note)}</p>'
+        f'<div class="scroll">{html_table(header, body, families=[line[1] for line in body], wide={1})}</div>'
+        "</section>"
+    )
+
+
 def render_html(
     pages: list[tuple[str, str, list[Group], list[dict[str, Any]]]],
     encoders: tuple[list[str], list[list[str]], list[str]] | None = None,
+    models: tuple[list[str], list[list[str]]] | None = None,
 ) -> str:
     # recommendation boards first, then search, then the text-encoder table
     pages = sorted(pages, key=lambda p: (p[2][0].rows[0].search is not None, p[0], p[1]))
@@ -386,6 +406,9 @@ def render_html(
         for b, d, groups, refs in pages
     ]  # fmt: skip
     nav = section_nav(pages)
+    if models is not None:  # the overview first
+        sections.insert(0, models_section(models))
+        nav = nav.replace("</strong>", '</strong><a href="#models">every model</a>', 1)
     if encoders is not None:
         sections.append(encoder_section(encoders))
         nav = nav.replace("</nav>", '<a href="#text-encoders">text encoders</a></nav>')
