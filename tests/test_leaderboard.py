@@ -163,8 +163,8 @@ def test_html_renders_in_headless_chromium(run_dir, tmp_path):
     )
     dom = out.stdout
     # 2 settings x 5 sortable tables: headline and every-metric tables, each masked and not, and the
-    # sampled metrics (fast runs write them)
-    assert 'data-rows="10"' in dom, out.stderr[-2000:]
+    # sampled metrics (fast runs write them); and the one model's line in the every-model table
+    assert 'data-rows="11"' in dom, out.stderr[-2000:]
     assert "Sampled metrics (diagnostic)" in dom and ">uniform100<" in dom
     assert "sorted-asc" in dom and "<svg" in dom and ">good<" in dom and ">worse<" in dom
     assert "<nav>" in dom and 'data-family="ID"' in dom and 'class="legend"' in dom

@@ -378,7 +378,13 @@ def models_section(table: tuple[list[str], list[list[str]]]) -> str:
     """Every model on every next-item board (``leaderboard/models.py``), history not masked."""
     header, body = table
     body = [[c.replace("**", "") for c in line] for line in body]  # markdown's bold: the page sorts instead
-    header = [h.replace("amazon_", "") for h in header]
+    # compact headers (the note says the metric): the page is read on phones too
+    header = [
+        h.replace("amazon_", "").replace(" N@10", "").replace("mean share of the best", "share")
+        for h in header
+    ]
+    families = [line[1] for line in body]
+    wide = set(range(1, len(header) - 1)) - {2}  # on a narrow screen: the model, the first board, share
     note = (
         "Per model and next-item board, the setting with the most seeds and then the best validation "
         "N@10 (never test): its test N@10, history not masked; † scored from a user embedding fitted "
@@ -388,7 +394,7 @@ def models_section(table: tuple[list[str], list[list[str]]]) -> str:
     return (
         '<section id="models"><h2>Every model on every board</h2>'
         f'<p class="note">{html.escape(note)}</p>'
-        f'<div class="scroll">{html_table(header, body, families=[line[1] for line in body], wide={1})}</div>'
+        f'<div class="scroll">{html_table(header, body, families=families, wide=wide)}</div>'
         "</section>"
     )
 
