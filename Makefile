@@ -44,19 +44,23 @@ repro:  ## SASRec on Amazon Beauty trained as RecBole does, 3 seeds, rows added 
 	$(PYTHON) -m recbench.leaderboard build
 
 # The CF family on one dataset (DATA=amazon_beauty by default): the deterministic models once, the others
-# with 3 seeds; EASE's l2 and DirectAU's gamma chosen on validation (the sweep is kept in the row).
+# with 3 seeds; EASE's l2, DirectAU's gamma and SimGCL's contrastive weight chosen on validation (the sweep is
+# kept in the row).
 CF_OUT = outputs/repro-cf/$(DATA)-$(STAMP)
 DATA ?= amazon_beauty
 EASE_L2 ?= 5,20,50,100,250,1000
 DIRECTAU_GAMMA ?= 0.5,1,2,5
+SIMGCL_CL_WEIGHT ?= 0.05,0.1,0.2,0.5
 repro-cf:  ## the CF baselines on DATA, rows added to the leaderboard (hours on a CPU: run it in the background)
 	$(PYTHON) -m recbench.run -m model=itemknn data=$(DATA) hydra.sweep.dir=$(CF_OUT)/itemknn
 	$(PYTHON) -m recbench.run -m model=ease data=$(DATA) model.net.l2=$(EASE_L2) hydra.sweep.dir=$(CF_OUT)/ease
-	$(PYTHON) -m recbench.run -m model=bprmf,lightgcn,simgcl,multvae,buir data=$(DATA) seed=$(SEEDS) hydra.sweep.dir=$(CF_OUT)/trained
+	$(PYTHON) -m recbench.run -m model=bprmf,lightgcn,multvae,buir data=$(DATA) seed=$(SEEDS) hydra.sweep.dir=$(CF_OUT)/trained
 	$(PYTHON) -m recbench.run -m model=directau data=$(DATA) loss.gamma=$(DIRECTAU_GAMMA) seed=$(SEEDS) hydra.sweep.dir=$(CF_OUT)/directau
+	$(PYTHON) -m recbench.run -m model=simgcl data=$(DATA) loss.cl_weight=$(SIMGCL_CL_WEIGHT) seed=$(SEEDS) hydra.sweep.dir=$(CF_OUT)/simgcl
 	$(PYTHON) -m recbench.leaderboard add $(CF_OUT)/itemknn $(CF_OUT)/trained
 	$(PYTHON) -m recbench.leaderboard add --select-on-validation $(CF_OUT)/ease
 	$(PYTHON) -m recbench.leaderboard add --select-on-validation $(CF_OUT)/directau
+	$(PYTHON) -m recbench.leaderboard add --select-on-validation $(CF_OUT)/simgcl
 	$(PYTHON) -m recbench.leaderboard build
 
 # The sequential baselines on one dataset (DATA=amazon_beauty by default): Pop once, the trained models with
@@ -156,7 +160,7 @@ leaderboard:  ## regenerate the boards; with Chromium, check the page at 1400 an
 bench:  ## speed on Beauty beside RecBole: SASRec's prefix regime, every sequential model, the CF family, evaluation vs floor, generative models, start-up, decoding vs HF, ML-20M preprocessing; one table, also in README
 	$(PYTHON) scripts/bench_sasrec.py --out outputs/bench/sasrec_beauty_prefix.json experiment=sasrec_beauty_recbole_prefix
 	$(PYTHON) scripts/bench_models.py  # per-model s/epoch and peak memory beside RecBole 1.2.1's
-	$(PYTHON) scripts/bench_models.py --name cf --models sasrec itemknn ease bprmf lightgcn multvae buir directau
+	$(PYTHON) scripts/bench_models.py --name cf --models sasrec itemknn ease bprmf lightgcn simgcl multvae buir directau
 	$(PYTHON) scripts/bench_eval.py  # validation pass vs the ranking floor, per batching order
 	$(PYTHON) scripts/bench_generative.py  # TIGER vs sid_gpt: s/step, s/epoch on Beauty, decode users/s
 	$(PYTHON) scripts/bench_startup.py  # help, config errors, listings: < 2 s each

@@ -3,7 +3,8 @@ dataset, beside RecBole 1.2.1's measured on the same data and machine. A benchma
 alone on an idle machine.
 
     python scripts/bench_models.py [--epochs 2] [--threads 2] [--data amazon_beauty] [--models sasrec …]
-    python scripts/bench_models.py --name cf --models sasrec itemknn ease bprmf lightgcn multvae buir directau
+    python scripts/bench_models.py --name cf \
+        --models sasrec itemknn ease bprmf lightgcn simgcl multvae buir directau
 
 Each model runs in its own process (scripts/bench_sasrec.py with ``model=<name>``), so its peak memory is
 its own. Writes outputs/bench/models_<data>.json and prints a markdown table.
