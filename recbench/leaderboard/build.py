@@ -29,7 +29,7 @@ from recbench.leaderboard import significance
 from recbench.leaderboard.encoders import encoder_markdown, encoder_table
 from recbench.leaderboard.tokenizers import PAGE as TOKENIZERS_PAGE
 from recbench.leaderboard.tokenizers import load_records, tokenizer_markdown
-from recbench.leaderboard.verify import RESUMED
+from recbench.leaderboard.verify import RESUMED, WHERE
 from recbench.metrics.ranking import RankMetric
 from recbench.results.failure import FAILED_FILE, failure_of
 from recbench.results.schema import (
@@ -374,12 +374,17 @@ def wandb_links(rows: list[ResultRow]) -> str:
 
 
 def shown_command(row: ResultRow) -> str:
-    """The row's command as a reader can rerun it: a run trained in several sittings (``resume_from=`` its
-    own checkpoints, which reproduces the uninterrupted run) is shown without the checkpoint path."""
-    args = shlex.split(row.command)
+    """The row's command as a reader can rerun it, without where its run wrote and logged (``paths.…``,
+    ``hydra.run.dir=`` …: the author's folders, which ``verify`` drops too); a run trained in several
+    sittings (``resume_from=`` its own checkpoints, which reproduces the uninterrupted run) is shown
+    without the checkpoint path, and says so."""
+    given = shlex.split(row.command)
+    args = [a for a in given if not a.startswith(WHERE)]
     kept = [a for a in args if not a.startswith(RESUMED)]
-    if len(kept) == len(args):
+    if len(kept) == len(given):
         return f"`{row.command}`"
+    if len(kept) == len(args):
+        return f"`{shlex.join(kept)}`"
     return f"`{shlex.join(kept)}` (trained in several sittings, resumed from its own checkpoints)"
 
 
