@@ -379,13 +379,11 @@ def shown_command(row: ResultRow) -> str:
     sittings (``resume_from=`` its own checkpoints, which reproduces the uninterrupted run) is shown
     without the checkpoint path, and says so."""
     given = shlex.split(row.command)
-    args = [a for a in given if not a.startswith(WHERE)]
-    kept = [a for a in args if not a.startswith(RESUMED)]
-    if len(kept) == len(given):
-        return f"`{row.command}`"
-    if len(kept) == len(args):
-        return f"`{shlex.join(kept)}`"
-    return f"`{shlex.join(kept)}` (trained in several sittings, resumed from its own checkpoints)"
+    kept = [a for a in given if not a.startswith((*WHERE, RESUMED))]
+    shown = f"`{row.command}`" if len(kept) == len(given) else f"`{shlex.join(kept)}`"
+    if any(a.startswith(RESUMED) for a in given):
+        return f"{shown} (trained in several sittings, resumed from its own checkpoints)"
+    return shown
 
 
 def describe(first: ResultRow) -> str:
